@@ -1,0 +1,107 @@
+"""Which device to train on, a one-line banner saying so, and seeding (every notebook).
+
+Readers run the book on laptops, in Colab and on GPU servers. Colab silently runs on a
+CPU unless a GPU runtime is chosen, so every notebook prints :func:`device_banner` first.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+FORCE_CPU_ENV = "BL_TUTORIAL_FORCE_CPU"
+"""Set this environment variable to 1 to ignore any GPU (e.g. to reproduce CI)."""
+
+__all__ = ["get_device", "device_banner", "seed_everything", "seed_worker", "FORCE_CPU_ENV"]
+
+
+def _force_cpu() -> bool:
+    return os.environ.get(FORCE_CPU_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def get_device() -> torch.device:
+    """The best available device: CUDA, then Apple MPS, then the CPU.
+
+    Setting the environment variable ``BL_TUTORIAL_FORCE_CPU=1`` forces the CPU.
+
+    Examples
+    --------
+    >>> get_device().type in {"cuda", "mps", "cpu"}
+    True
+    """
+    if _force_cpu():
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_banner(device: torch.device | str | None = None) -> str:
+    """One line: the device, its name and memory, and the torch version.
+
+    On a CPU it says so plainly and tells Colab users how to get a GPU.
+
+    Examples
+    --------
+    >>> device_banner("cpu").startswith("Device: CPU")
+    True
+    """
+    device = get_device() if device is None else torch.device(device)
+    version = f"torch {torch.__version__}"
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        memory = props.total_memory / 2**30
+        return f"Device: GPU {props.name} ({memory:.1f} GiB, CUDA {torch.version.cuda}) | {version}"
+    if device.type == "mps":
+        return f"Device: Apple GPU (MPS) | {version}"
+    reason = "forced by BL_TUTORIAL_FORCE_CPU" if _force_cpu() else "no GPU found"
+    return (
+        f"Device: CPU ({torch.get_num_threads()} threads; {reason}) | {version} | "
+        "in Colab choose Runtime > Change runtime type > GPU for the full profile"
+    )
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed Python's, NumPy's and torch's generators (all GPUs included).
+
+    Parameters
+    ----------
+    seed : int
+        A non-negative integer.
+    deterministic : bool
+        Also ask torch for deterministic algorithms (slower on GPU; CPU runs are already
+        reproducible with a fixed seed and thread count).
+
+    Examples
+    --------
+    >>> seed_everything(0); a = torch.rand(1)
+    >>> seed_everything(0); bool((a == torch.rand(1)).all())
+    True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # seeds every CUDA device too
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def seed_worker(worker_id: int) -> None:
+    """``worker_init_fn`` for DataLoaders: seeds NumPy and ``random`` in each worker from torch's seed."""
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)

@@ -1,0 +1,276 @@
+r"""Overlap and surface-distance metrics (the *Dice* chapter and the experiments).
+
+Binary metrics take a predicted and a true mask (NumPy arrays of the same shape, 2D or
+3D) and an optional region of interest ``mask`` (for DRIVE, the field of view): voxels
+outside it are ignored. Surface metrics take a per-axis ``spacing`` in millimetres.
+
+Conventions for empty inputs, chosen so that averages stay defined:
+
+* Dice, IoU, precision, recall: prediction and truth both empty score 1.0; a score whose
+  denominator is zero while the other mask is not empty is 0.0.
+* HD95 and ASSD: both empty give 0.0; exactly one empty gives the diagonal of the image
+  in millimetres (the largest distance the grid allows), a finite worst case.
+
+The identity of the Dice chapter, :math:`\mathrm{DSC} = 2 / (1/P + 1/R)`, holds under
+these conventions; :func:`dice_from_precision_recall` computes its right-hand side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+from scipy import ndimage
+
+from bl_tutorial._validation import as_binary_mask, as_label_image, as_spacing, check_same_shape
+from bl_tutorial.distance import boundary_set
+
+__all__ = [
+    "Confusion",
+    "confusion",
+    "dice_score",
+    "iou_score",
+    "precision",
+    "recall",
+    "dice_from_precision_recall",
+    "surface_distances",
+    "hd95",
+    "assd",
+    "per_class",
+]
+
+
+class Confusion(NamedTuple):
+    """Voxel counts: true positives, false positives, false negatives, true negatives."""
+
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+
+def _pair(pred, target, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a prediction/truth pair (and ROI) and return them restricted to the ROI."""
+    pred = as_binary_mask(pred, "pred", ndims=(1, 2, 3))
+    target = as_binary_mask(target, "target", ndims=(1, 2, 3))
+    check_same_shape(pred, target, "pred", "target")
+    if mask is not None:
+        roi = as_binary_mask(mask, "mask", ndims=(1, 2, 3))
+        check_same_shape(pred, roi, "pred", "mask")
+        return pred[roi], target[roi]
+    return pred, target
+
+
+def _ratio(numerator: int, denominator: int, other_empty: bool) -> float:
+    if denominator == 0:
+        return 1.0 if other_empty else 0.0
+    return numerator / denominator
+
+
+def confusion(pred, target, mask=None) -> Confusion:
+    """Count TP, FP, FN and TN of a binary prediction, inside ``mask`` when given.
+
+    Examples
+    --------
+    >>> confusion([1, 1, 0, 0], [1, 0, 1, 0])
+    Confusion(tp=1, fp=1, fn=1, tn=1)
+    """
+    pred, target = _pair(pred, target, mask)
+    tp = int(np.count_nonzero(pred & target))
+    fp = int(np.count_nonzero(pred)) - tp
+    fn = int(np.count_nonzero(target)) - tp
+    return Confusion(tp, fp, fn, int(pred.size) - tp - fp - fn)
+
+
+def dice_score(pred, target, mask=None) -> float:
+    r"""Dice similarity coefficient :math:`2|C_1 \cap G_1| / (|C_1| + |G_1|)`.
+
+    Parameters
+    ----------
+    pred, target : array_like of bool, same shape
+        Predicted and true foreground.
+    mask : array_like of bool, optional
+        Region of interest (e.g. the DRIVE field of view); voxels outside are ignored.
+
+    Returns
+    -------
+    float
+        In [0, 1]; 1.0 when both are empty.
+
+    Examples
+    --------
+    >>> dice_score([1, 1, 0, 0], [1, 0, 0, 0])
+    0.6666666666666666
+    >>> dice_score([0, 0], [0, 0])
+    1.0
+    """
+    c = confusion(pred, target, mask)
+    return _ratio(2 * c.tp, 2 * c.tp + c.fp + c.fn, other_empty=True)
+
+
+def iou_score(pred, target, mask=None) -> float:
+    r"""Intersection over union (Jaccard), :math:`|C_1 \cap G_1| / |C_1 \cup G_1|`; 1.0 if both empty.
+
+    >>> iou_score([1, 1, 0, 0], [1, 0, 0, 0])
+    0.5
+    """
+    c = confusion(pred, target, mask)
+    return _ratio(c.tp, c.tp + c.fp + c.fn, other_empty=True)
+
+
+def precision(pred, target, mask=None) -> float:
+    """Precision TP / (TP + FP); with no predicted foreground, 1.0 if the truth is empty too, else 0.0.
+
+    >>> precision([1, 1, 0, 0], [1, 0, 0, 0])
+    0.5
+    """
+    c = confusion(pred, target, mask)
+    return _ratio(c.tp, c.tp + c.fp, other_empty=c.fn == 0)
+
+
+def recall(pred, target, mask=None) -> float:
+    """Recall (sensitivity) TP / (TP + FN); with an empty truth, 1.0 if the prediction is empty too, else 0.0.
+
+    >>> recall([1, 0, 0, 0], [1, 1, 0, 0])
+    0.5
+    """
+    c = confusion(pred, target, mask)
+    return _ratio(c.tp, c.tp + c.fn, other_empty=c.fp == 0)
+
+
+def dice_from_precision_recall(precision_value: float, recall_value: float) -> float:
+    r"""Harmonic mean of precision and recall, which equals Dice (the Dice chapter).
+
+    .. math:: \mathrm{DSC} = \frac{2}{1/P + 1/R} = \frac{2PR}{P + R}
+              = \frac{2\,TP}{2\,TP + FP + FN}
+
+    Returns 0.0 when either is 0 (no true positive).
+
+    >>> dice_from_precision_recall(0.5, 1.0)
+    0.6666666666666666
+    """
+    for name, value in (("precision_value", precision_value), ("recall_value", recall_value)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    if precision_value == 0 or recall_value == 0:
+        return 0.0
+    return 2.0 / (1.0 / precision_value + 1.0 / recall_value)
+
+
+def _diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    return float(np.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing))))
+
+
+def surface_distances(pred, target, spacing=None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Distances (mm) from each surface voxel of ``pred`` to the surface of ``target``, and back.
+
+    The surface of a mask is its :func:`~bl_tutorial.distance.boundary_set` with face
+    connectivity, counting voxels on the image edge as surface. Returns ``None`` when
+    either mask is empty (no surface to measure from).
+
+    Returns
+    -------
+    (pred_to_target, target_to_pred) : tuple of 1D float arrays, or None
+    """
+    pred = as_binary_mask(pred, "pred")
+    target = as_binary_mask(target, "target")
+    check_same_shape(pred, target, "pred", "target")
+    spacing = as_spacing(spacing, pred.ndim)
+    if not pred.any() or not target.any():
+        return None
+    pred_surface = boundary_set(pred, image_edge=True)
+    target_surface = boundary_set(target, image_edge=True)
+    to_target = ndimage.distance_transform_edt(~target_surface, sampling=spacing)
+    to_pred = ndimage.distance_transform_edt(~pred_surface, sampling=spacing)
+    return to_target[pred_surface], to_pred[target_surface]
+
+
+def hd95(pred, target, spacing=None) -> float:
+    r"""95th-percentile symmetric Hausdorff distance in millimetres.
+
+    .. math:: \mathrm{HD95} = \max\big(P_{95}\{d(s, \partial G)\}_{s \in \partial C},
+                                        P_{95}\{d(g, \partial C)\}_{g \in \partial G}\big)
+
+    Both empty: 0.0; exactly one empty: the image diagonal in mm (worst case).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((1, 10), bool); a[0, 2] = True
+    >>> b = np.zeros((1, 10), bool); b[0, 5] = True
+    >>> hd95(a, b, spacing=(1.0, 0.5))
+    1.5
+    """
+    pred = as_binary_mask(pred, "pred")
+    target = as_binary_mask(target, "target")
+    distances = surface_distances(pred, target, spacing)
+    if distances is None:
+        return _empty_value(pred, target, spacing)
+    return float(max(np.percentile(distances[0], 95), np.percentile(distances[1], 95)))
+
+
+def assd(pred, target, spacing=None) -> float:
+    """Average symmetric surface distance in millimetres: the mean of the two directed means.
+
+    Both empty: 0.0; exactly one empty: the image diagonal in mm.
+
+    >>> import numpy as np
+    >>> a = np.zeros((1, 10), bool); a[0, 2:4] = True
+    >>> b = np.zeros((1, 10), bool); b[0, 5:7] = True
+    >>> assd(a, b)
+    2.5
+    """
+    pred = as_binary_mask(pred, "pred")
+    target = as_binary_mask(target, "target")
+    distances = surface_distances(pred, target, spacing)
+    if distances is None:
+        return _empty_value(pred, target, spacing)
+    return float((distances[0].mean() + distances[1].mean()) / 2)
+
+
+def _empty_value(pred: np.ndarray, target: np.ndarray, spacing) -> float:
+    if not pred.any() and not target.any():
+        return 0.0
+    return _diagonal(pred.shape, as_spacing(spacing, pred.ndim))
+
+
+def per_class(
+    metric: Callable[..., float],
+    pred,
+    target,
+    num_classes: int,
+    classes: Sequence[int] | None = None,
+    **kwargs,
+) -> np.ndarray:
+    """Apply a binary metric to each class of two label images (one-vs-all).
+
+    Parameters
+    ----------
+    metric : callable
+        Any binary metric of this module, e.g. :func:`dice_score` or :func:`hd95`.
+    pred, target : array_like of int, same shape
+        Label images with values in ``[0, num_classes)``.
+    num_classes : int
+    classes : sequence of int, optional
+        Classes to score (default all).
+    **kwargs
+        Passed on to ``metric`` (``mask=`` or ``spacing=``).
+
+    Returns
+    -------
+    ndarray of float, one value per chosen class
+
+    Examples
+    --------
+    >>> per_class(dice_score, [[0, 1, 2, 2]], [[0, 1, 1, 2]], 3).tolist()
+    [1.0, 0.6666666666666666, 0.6666666666666666]
+    """
+    pred = as_label_image(pred, num_classes, "pred", ndims=(1, 2, 3))
+    target = as_label_image(target, num_classes, "target", ndims=(1, 2, 3))
+    check_same_shape(pred, target, "pred", "target")
+    chosen = range(num_classes) if classes is None else list(classes)
+    for k in chosen:
+        if not 0 <= k < num_classes:
+            raise ValueError(f"classes must lie in [0, {num_classes}), got {list(chosen)}")
+    return np.array([metric(pred == k, target == k, **kwargs) for k in chosen], dtype=float)

@@ -1,0 +1,223 @@
+"""Losses against explicit formulas, gradients, the minimum at the ground truth, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import masks
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bl_tutorial.distance import class_distance_maps, signed_distance
+from bl_tutorial.losses import (
+    BoundaryLoss,
+    CombinedLoss,
+    ConstantAlpha,
+    CrossEntropyLoss,
+    DiceLoss,
+    FocalLoss,
+    GeneralizedDiceLoss,
+    LinearAlpha,
+    RebalanceAlpha,
+    alpha_schedule,
+    boundary_loss,
+    cross_entropy,
+    dice_loss,
+    focal_loss,
+    generalized_dice_loss,
+)
+
+
+def random_case(seed, batch=2, classes=3, spatial=(6, 7)):
+    gen = torch.Generator().manual_seed(seed)
+    logits = torch.randn(batch, classes, *spatial, generator=gen)
+    probs = logits.softmax(1)
+    labels = torch.randint(0, classes, (batch, *spatial), generator=gen)
+    target = torch.nn.functional.one_hot(labels, classes).movedim(-1, 1).float()
+    maps = torch.from_numpy(np.stack([class_distance_maps(lab.numpy(), classes) for lab in labels]))
+    return probs, target, maps, labels
+
+
+shapes = st.sampled_from([(5, 6), (3, 4, 5), (1, 9)])
+
+
+@given(seed=st.integers(0, 10_000), spatial=shapes, k=st.integers(2, 4), batch=st.integers(1, 3))
+def test_boundary_loss_is_the_inner_product(seed, spatial, k, batch):
+    probs, _, maps, _ = random_case(seed, batch, k, spatial)
+    explicit_sum = sum(float((probs[b] * maps[b]).sum()) for b in range(batch)) / batch
+    voxels = int(np.prod(spatial))
+    assert float(boundary_loss(probs, maps, reduction="sum")) == pytest.approx(explicit_sum, rel=1e-5, abs=1e-4)
+    assert float(boundary_loss(probs, maps, reduction="mean")) == pytest.approx(
+        explicit_sum / (k * voxels), rel=1e-5, abs=1e-6
+    )
+    only = [k - 1]
+    explicit_one = float((probs[:, only] * maps[:, only]).sum()) / batch
+    selected = float(boundary_loss(probs, maps, classes=only, reduction="sum"))
+    assert selected == pytest.approx(explicit_one, rel=1e-5, abs=1e-4)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_boundary_loss_gradient_is_phi_over_normaliser(reduction):
+    probs, _, maps, _ = random_case(3, batch=2, classes=3, spatial=(5, 4))
+    probs = probs.detach().requires_grad_(True)
+    boundary_loss(probs, maps, classes=[1, 2], reduction=reduction).backward()
+    normaliser = 2 if reduction == "sum" else 2 * 2 * 20
+    expected = maps.clone() / normaliser
+    expected[:, 0] = 0
+    torch.testing.assert_close(probs.grad, expected)
+
+
+@given(ground_truth=masks(2, max_side=8), data=st.data())
+def test_ground_truth_minimises_the_boundary_loss(ground_truth, data):
+    """<s, phi> >= <g, phi> for every binary s, and the gap is |phi| over the symmetric difference."""
+    phi = signed_distance(ground_truth).astype(np.float64)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    segmentation = rng.random(ground_truth.shape) < data.draw(st.floats(0, 1))
+    loss_s = float((segmentation * phi).sum())
+    loss_g = float((ground_truth * phi).sum())
+    assert loss_s >= loss_g - 1e-6
+    difference = segmentation ^ ground_truth
+    assert loss_s - loss_g == pytest.approx(np.abs(phi[difference]).sum(), abs=1e-6)
+    # the same through the torch function, with the one-hot segmentation as probabilities
+    as_probs = torch.from_numpy(np.stack([~segmentation, segmentation])[None].astype(np.float32))
+    maps = torch.from_numpy(np.stack([np.zeros_like(phi), phi])[None].astype(np.float32))
+    assert float(boundary_loss(as_probs, maps, classes=[1], reduction="sum")) == pytest.approx(loss_s, abs=1e-3)
+
+
+def test_cross_entropy_is_equation_5_for_two_classes():
+    probs, target, _, _ = random_case(5, batch=1, classes=2)
+    c, g = probs[0, 1].double(), target[0, 1].double()
+    eq5 = -(g * torch.log(c) + (1 - g) * torch.log(1 - c)).mean()
+    assert float(cross_entropy(probs, target)) == pytest.approx(float(eq5), rel=1e-5)
+    assert float(cross_entropy(probs, target, reduction="sum")) == pytest.approx(float(eq5) * 42, rel=1e-5)
+
+
+@given(seed=st.integers(0, 10_000), k=st.integers(2, 4), spatial=shapes)
+def test_focal_with_gamma_zero_is_cross_entropy(seed, k, spatial):
+    probs, target, _, _ = random_case(seed, 2, k, spatial)
+    torch.testing.assert_close(focal_loss(probs, target, gamma=0), cross_entropy(probs, target))
+    assert float(focal_loss(probs, target, gamma=2)) < float(cross_entropy(probs, target))
+
+
+def test_focal_is_equation_7_for_two_classes():
+    probs, target, _, _ = random_case(8, batch=1, classes=2)
+    c, g, gamma = probs[0, 1].double(), target[0, 1].double(), 1.5
+    eq7 = -(g * (1 - c) ** gamma * torch.log(c) + (1 - g) * c**gamma * torch.log(1 - c)).mean()
+    assert float(focal_loss(probs, target, gamma=gamma)) == pytest.approx(float(eq7), rel=1e-5)
+
+
+@pytest.mark.parametrize("weighting, power", [("sudre", 2), ("report", 1)])
+def test_generalized_dice_is_equation_6(weighting, power):
+    probs, target, _, _ = random_case(11, batch=2, classes=2, spatial=(8, 8))
+    per_image = []
+    for b in range(2):
+        c, g = probs[b, 1].double(), target[b, 1].double()
+        w1, w0 = 1 / g.sum() ** power, 1 / (1 - g).sum() ** power
+        numerator = w1 * (g * c).sum() + w0 * ((1 - g) * (1 - c)).sum()
+        denominator = w1 * (c + g).sum() + w0 * (2 - c - g).sum()
+        per_image.append(1 - 2 * numerator / denominator)
+    expected = float(torch.stack(per_image).mean())
+    assert float(generalized_dice_loss(probs, target, weighting=weighting)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_dice_losses_vanish_at_the_truth_and_grow_with_errors():
+    _, target, _, _ = random_case(2, batch=2, classes=3)
+    assert float(dice_loss(target, target)) == pytest.approx(0, abs=1e-6)
+    assert float(generalized_dice_loss(target, target)) == pytest.approx(0, abs=1e-6)
+    flipped = target.flip(1)
+    assert float(dice_loss(flipped, target)) > 0.5
+
+
+def test_three_dimensional_inputs():
+    probs, target, maps, _ = random_case(4, batch=1, classes=4, spatial=(3, 5, 6))
+    for value in (
+        boundary_loss(probs, maps),
+        cross_entropy(probs, target),
+        focal_loss(probs, target),
+        generalized_dice_loss(probs, target),
+        dice_loss(probs, target),
+    ):
+        assert torch.isfinite(value) and value.ndim == 0
+
+
+def test_modules_match_functions():
+    probs, target, maps, _ = random_case(6)
+    torch.testing.assert_close(BoundaryLoss([1, 2], "sum")(probs, maps), boundary_loss(probs, maps, [1, 2], "sum"))
+    torch.testing.assert_close(CrossEntropyLoss()(probs, target), cross_entropy(probs, target))
+    torch.testing.assert_close(FocalLoss(1.0)(probs, target), focal_loss(probs, target, 1.0))
+    torch.testing.assert_close(GeneralizedDiceLoss()(probs, target), generalized_dice_loss(probs, target))
+    torch.testing.assert_close(DiceLoss()(probs, target), dice_loss(probs, target))
+
+
+def test_schedules():
+    assert ConstantAlpha(0.05).weights(100) == (1.0, 0.05)
+    assert LinearAlpha(0.01, 0.01, 0.5).weights(3) == (1.0, pytest.approx(0.04))
+    assert LinearAlpha(0.01, 0.01, 0.5).weights(1000) == (1.0, 0.5)
+    w_r, w_b = RebalanceAlpha().weights(0)
+    assert (w_r, w_b) == (1.0, 0.01)
+    w_r, w_b = RebalanceAlpha().weights(150)
+    assert w_r == 0.1 and w_b == pytest.approx(1.51)
+    assert isinstance(alpha_schedule("linear", step=0.1), LinearAlpha)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        alpha_schedule("cosine")
+    with pytest.raises(ValueError, match="alpha"):
+        ConstantAlpha(-1)
+
+
+def test_combined_loss_parts():
+    probs, target, maps, _ = random_case(7, classes=2)
+    loss = CombinedLoss(GeneralizedDiceLoss(), BoundaryLoss(classes=[1]), RebalanceAlpha())
+    parts = loss(probs, target, maps, epoch=10)
+    expected = 0.9 * generalized_dice_loss(probs, target) + 0.11 * boundary_loss(probs, maps, [1])
+    torch.testing.assert_close(parts.total, expected)
+    assert (parts.regional_weight, parts.boundary_weight) == (pytest.approx(0.9), pytest.approx(0.11))
+    regional_only = CombinedLoss(CrossEntropyLoss())(probs, target)
+    torch.testing.assert_close(regional_only.total, cross_entropy(probs, target))
+    with pytest.raises(ValueError, match="dist_maps must be given"):
+        loss(probs, target)
+
+
+# ----------------------------------------------------------------- bad input
+def test_bad_probabilities():
+    probs, target, maps, _ = random_case(1)
+    bad_nan = probs.clone()
+    bad_nan[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="probs must be finite"):
+        boundary_loss(bad_nan, maps)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        cross_entropy(probs * 2 - 0.5, target)
+    with pytest.raises(ValueError, match="sum to 1"):
+        generalized_dice_loss(probs * 0.5, target)
+    with pytest.raises(ValueError, match="K >= 2"):
+        dice_loss(probs[:, :1], target[:, :1])
+    with pytest.raises(ValueError, match="shape"):
+        boundary_loss(probs[0, 0], maps[0, 0])
+    with pytest.raises(ValueError, match="torch.Tensor"):
+        boundary_loss(probs.numpy(), maps)
+
+
+def test_bad_targets_maps_and_options():
+    probs, target, maps, _ = random_case(1)
+    with pytest.raises(ValueError, match="same shape as probs"):
+        cross_entropy(probs, target[:, :2])
+    with pytest.raises(ValueError, match="one-hot"):
+        cross_entropy(probs, target * 2)
+    with pytest.raises(ValueError, match="exactly one class"):
+        focal_loss(probs, torch.zeros_like(target))
+    with pytest.raises(ValueError, match="dist_maps must have the same shape"):
+        boundary_loss(probs, maps[:, :2])
+    nan_maps = maps.clone()
+    nan_maps[0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="dist_maps must be finite"):
+        boundary_loss(probs, nan_maps)
+    with pytest.raises(ValueError, match=r"classes must be integers in \[0, 3\)"):
+        boundary_loss(probs, maps, classes=[3])
+    with pytest.raises(ValueError, match="repeat"):
+        boundary_loss(probs, maps, classes=[1, 1])
+    with pytest.raises(ValueError, match="at least one class"):
+        boundary_loss(probs, maps, classes=[])
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        boundary_loss(probs, maps, reduction="none")
+    with pytest.raises(ValueError, match="gamma"):
+        focal_loss(probs, target, gamma=-1)
+    with pytest.raises(ValueError, match="weighting"):
+        generalized_dice_loss(probs, target, weighting="squared")
