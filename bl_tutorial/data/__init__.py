@@ -1,0 +1,33 @@
+"""Data: readers of the official DRIVE and ACDC layouts, offline stand-ins, datasets.
+
+- :func:`ensure_dataset` - a tree in the official layout (real when available, else a stand-in)
+- :func:`read_drive`, :func:`read_acdc` - the readers
+- :class:`DriveDataset`, :class:`AcdcDataset` - training items with cached distance maps
+- :func:`real_fundus` - a real CC0 fundus photograph with a *pseudo*-label, for figures
+- :mod:`~bl_tutorial.data.download` - getting the real sets
+"""
+
+from bl_tutorial.data.acdc import CLASS_NAMES, AcdcFrame, AcdcPatient, read_acdc
+from bl_tutorial.data.datasets import AcdcDataset, DriveDataset, SliceInfo, split_items, split_patients
+from bl_tutorial.data.drive import DriveSample, read_drive
+from bl_tutorial.data.fundus import FundusExample, real_fundus
+from bl_tutorial.data.sources import DatasetSource, cache_dir, ensure_dataset
+
+__all__ = [
+    "ensure_dataset",
+    "DatasetSource",
+    "cache_dir",
+    "read_drive",
+    "read_acdc",
+    "DriveSample",
+    "AcdcPatient",
+    "AcdcFrame",
+    "CLASS_NAMES",
+    "DriveDataset",
+    "AcdcDataset",
+    "SliceInfo",
+    "split_items",
+    "split_patients",
+    "real_fundus",
+    "FundusExample",
+]
