@@ -521,7 +521,8 @@ class CombinedLoss(nn.Module):
     ``forward(probs, target, dist_maps, epoch=0)`` returns :class:`LossParts`; the
     weights come from ``schedule.weights(epoch)``. With :class:`ConstantAlpha` this is
     the report's :math:`L_R + \alpha L_B`. ``boundary=None`` trains the regional loss
-    alone (the part is then reported as 0).
+    alone and ``regional=None`` the boundary loss alone (the missing part is reported
+    as 0 with weight 0).
 
     Examples
     --------
@@ -535,21 +536,26 @@ class CombinedLoss(nn.Module):
 
     def __init__(
         self,
-        regional: nn.Module,
+        regional: nn.Module | None,
         boundary: BoundaryLoss | None = None,
         schedule: ConstantAlpha | LinearAlpha | RebalanceAlpha | None = None,
     ):
         super().__init__()
+        if regional is None and boundary is None:
+            raise ValueError("CombinedLoss needs a regional loss, a boundary loss, or both; got neither")
         self.regional = regional
         self.boundary = boundary
         self.schedule = schedule if schedule is not None else ConstantAlpha(0.05)
 
     def forward(self, probs: Tensor, target: Tensor, dist_maps: Tensor | None = None, epoch: int = 0) -> LossParts:
         w_regional, w_boundary = self.schedule.weights(epoch)
-        regional = self.regional(probs, target)
+        zero = torch.zeros((), device=probs.device)
+        if self.regional is None:
+            regional, w_regional = zero, 0.0
+        else:
+            regional = self.regional(probs, target)
         if self.boundary is None:
-            boundary = torch.zeros((), device=probs.device)
-            w_boundary = 0.0
+            boundary, w_boundary = zero, 0.0
         else:
             if dist_maps is None:
                 raise ValueError("dist_maps must be given when CombinedLoss has a boundary term")

@@ -38,6 +38,7 @@ __all__ = [
     "hd95",
     "assd",
     "per_class",
+    "batch_dice",
 ]
 
 
@@ -274,3 +275,33 @@ def per_class(
         if not 0 <= k < num_classes:
             raise ValueError(f"classes must lie in [0, {num_classes}), got {list(chosen)}")
     return np.array([metric(pred == k, target == k, **kwargs) for k in chosen], dtype=float)
+
+
+def batch_dice(pred_labels, target_labels, num_classes: int, roi=None):
+    """Dice per image and class of label tensors, on their device: a ``(B, K)`` tensor.
+
+    For learning curves during training, without moving predictions to the CPU.
+    ``pred_labels`` and ``target_labels`` are integer tensors ``(B, *spatial)``;
+    ``roi`` an optional boolean tensor of the same shape. A class absent from both the
+    prediction and the truth of an image scores 1, as in :func:`dice_score`.
+
+    >>> import torch
+    >>> batch_dice(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 0]]), 2)
+    tensor([[0.6667, 0.6667]])
+    """
+    import torch
+
+    if pred_labels.shape != target_labels.shape:
+        raise ValueError(
+            f"pred_labels and target_labels must have the same shape, "
+            f"got {tuple(pred_labels.shape)} and {tuple(target_labels.shape)}"
+        )
+    classes = torch.arange(num_classes, device=pred_labels.device).view(1, -1, *([1] * (pred_labels.ndim - 1)))
+    pred = (pred_labels.unsqueeze(1) == classes).flatten(2)
+    target = (target_labels.unsqueeze(1) == classes).flatten(2)
+    if roi is not None:
+        inside = roi.unsqueeze(1).flatten(2).bool()
+        pred, target = pred & inside, target & inside
+    overlap = (pred & target).sum(-1).float()
+    total = pred.sum(-1).float() + target.sum(-1).float()
+    return torch.where(total > 0, 2 * overlap / total.clamp(min=1), torch.ones_like(total))

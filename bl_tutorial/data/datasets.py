@@ -78,6 +78,10 @@ class _MapsDataset(Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
+    def spacing_of(self, index: int) -> tuple[float, float]:
+        """In-plane spacing (rows, cols) of item ``index`` at the training resolution."""
+        return (1.0, 1.0)
+
     def _isometry(self) -> Isometry:
         if self.augment == "none":
             return Isometry()
@@ -98,6 +102,9 @@ class _MapsDataset(Dataset):
 
 class DriveDataset(_MapsDataset):
     """DRIVE images resized to ``size`` x ``size`` with vessel targets and cached maps.
+
+    Distances are in pixels of the training resolution (DRIVE has no physical spacing
+    in its files), as in the official code.
 
     Parameters
     ----------
@@ -243,3 +250,7 @@ class AcdcDataset(_MapsDataset):
                     all_maps.append(volume_maps[z])
         self.images, self.labels, self.maps = np.stack(images), np.stack(labels), np.stack(all_maps)
         self.rois = np.ones(self.labels.shape, bool)
+
+    def spacing_of(self, index: int) -> tuple[float, float]:
+        """In-plane spacing (rows, cols) in millimetres of slice ``index`` after resizing."""
+        return self.slices[index].spacing[1:]

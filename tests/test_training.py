@@ -1,0 +1,202 @@
+"""Models, the training loop, the experiment runner and its command line."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from bl_tutorial import experiments
+from bl_tutorial.data import DriveDataset, read_drive, sources, synthetic
+from bl_tutorial.device import seed_everything
+from bl_tutorial.experiments import Profile, load_results, run_experiment
+from bl_tutorial.models import ENet, UNet
+from bl_tutorial.training import LossSpec, TrainConfig, train
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("shape", [(37, 53), (64, 64), (97, 130)])
+def test_model_shapes(in_channels, shape):
+    x = torch.zeros(2, in_channels, *shape)
+    assert UNet(in_channels, 2, base=4, depth=3)(x).shape == (2, 2, *shape)
+    assert ENet(in_channels, 4).eval()(x).shape == (2, 4, *shape)
+
+
+def test_unet_native_drive_size():
+    assert UNet(3, 2, base=2)(torch.zeros(1, 3, 584, 565)).shape == (1, 2, 584, 565)
+
+
+def test_bad_model_arguments():
+    with pytest.raises(ValueError, match="num_classes >= 2"):
+        UNet(3, 1)
+    with pytest.raises(ValueError, match="in_channels >= 1"):
+        ENet(0, 4)
+
+
+def test_loss_spec_names():
+    assert LossSpec.parse("gdl+bl") == LossSpec("gdl", True)
+    assert LossSpec.parse("bl").alpha == 1.0 and LossSpec.parse("bl").regional is None
+    assert LossSpec.parse("CE").name == "ce"
+    for bad in ("xx", "gdl+ce", "bl+bl", ""):
+        with pytest.raises(ValueError, match="loss"):
+            LossSpec.parse(bad)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        LossSpec("ce", True, schedule="cosine")
+
+
+@pytest.fixture(scope="module")
+def tiny_drive(tmp_path_factory):
+    root = synthetic.write_drive_standin(
+        tmp_path_factory.mktemp("drive"), synthetic.DriveStandinConfig(n_training=4, n_test=1)
+    )
+    samples = read_drive(root)
+    return DriveDataset(samples[:3], 32, augment="flip"), DriveDataset(samples[3:], 32)
+
+
+CONFIG = TrainConfig(epochs=3, batch_size=2, lr=3e-3, quiet=True)
+
+
+def test_training_loop_records_everything(tiny_drive):
+    train_set, val_set = tiny_drive
+    seed_everything(0)
+    result = train(UNet(3, 2, base=4, depth=2), train_set, val_set, LossSpec.parse("gdl+bl"), CONFIG, "cpu")
+    history = result.history
+    assert len(history) == 3 and result.finished
+    for key in (
+        "train_loss",
+        "train_regional",
+        "train_boundary",
+        "train_weighted_boundary",
+        "train_dice",
+        "val_dice",
+        "val_loss",
+        "val_monitor_boundary",
+        "val_monitor_dice_loss",
+        "regional_weight",
+        "boundary_weight",
+        "time_s",
+        "lr",
+    ):
+        assert key in history[0], key
+    assert history[0]["boundary_weight"] == 0.05
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    scores = [h["val_foreground_dice"] for h in history]
+    assert result.best_epoch == int(np.argmax(scores)) and result.best_score == max(scores)
+
+
+def _comparable(history):
+    return [{k: v for k, v in h.items() if k != "time_s"} for h in history]
+
+
+def test_resume_equals_uninterrupted(tiny_drive, tmp_path):
+    train_set, val_set = tiny_drive
+    spec = LossSpec.parse("ce+bl", schedule="rebalance")
+    seed_everything(0)
+    straight = train(UNet(3, 2, base=4, depth=2), train_set, val_set, spec, CONFIG, "cpu")
+    checkpoint = tmp_path / "run.pt"
+    seed_everything(0)
+    first = train(UNet(3, 2, base=4, depth=2), train_set, val_set, spec, CONFIG, "cpu", checkpoint, stop_after=2)
+    assert not first.finished and len(first.history) == 2
+    seed_everything(123)  # whatever happened in between
+    resumed = train(UNet(3, 2, base=4, depth=2), train_set, val_set, spec, CONFIG, "cpu", checkpoint, resume=True)
+    assert resumed.finished
+    assert _comparable(resumed.history) == _comparable(straight.history)
+    for a, b in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(a, b)
+    saved = torch.load(checkpoint, weights_only=True)
+    assert {"model", "optimizer", "scheduler", "history", "rng", "best_model"} <= set(saved)
+
+
+class _Exploding(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x):
+        return self.conv(x) * float("nan")
+
+
+def test_nan_stops_the_run_with_a_clear_message(tiny_drive):
+    train_set, val_set = tiny_drive
+    with pytest.raises(FloatingPointError, match=r"epoch 0, step 0: the network output is NaN"):
+        train(_Exploding(), train_set, val_set, LossSpec.parse("ce"), CONFIG, "cpu")
+
+
+# ----------------------------------------------------------------- experiments
+TINY = {
+    "drive": Profile(32, "unet", 4, 2, 2, 3e-3, (0,), ("gdl+bl", "gdl"), n_val=1),
+    "acdc": Profile(
+        32, "enet", 0, 1, 4, 5e-3, (0,), ("bl", "gdl"), n_val=1, augment="none", crop_mm=128, val_hd95=True
+    ),
+}
+
+
+@pytest.fixture
+def tiny_experiments(tmp_path, monkeypatch):
+    monkeypatch.setenv(sources.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(sources.DATA_ENV, raising=False)
+    small = {"drive": synthetic.DriveStandinConfig(3, 1), "acdc": synthetic.AcdcStandinConfig(3, 1)}
+    monkeypatch.setattr(sources, "_standin_config", small.get)
+    monkeypatch.setitem(experiments.PROFILES, "drive", {"fast": TINY["drive"], "full": TINY["drive"]})
+    monkeypatch.setitem(experiments.PROFILES, "acdc", {"fast": TINY["acdc"], "full": TINY["acdc"]})
+    return tmp_path
+
+
+def test_drive_results_round_trip(tiny_experiments):
+    out = tiny_experiments / "drive"
+    results = run_experiment("drive", "fast", out, quiet=True, log=lambda *a: None)
+    loaded = load_results(out)
+    assert loaded == json.loads(json.dumps(results))
+    assert loaded["data"]["kind"] == "stand-in" and loaded["profile_name"] == "fast"
+    assert {r["loss"] for r in loaded["runs"]} == {"gdl+bl", "gdl"}
+    run = loaded["runs"][0]
+    assert 0 <= run["metrics"]["dice"] <= 1 and len(run["metrics"]["dice_per_image"]) == 1
+    assert len(run["history"]) == 2
+    assert loaded["comparisons"][0]["baseline"] == "gdl"
+    assert (out / "figures" / "val_gdl+bl_seed0.png").is_file()
+    with pytest.raises(FileExistsError, match="different run"):
+        run_experiment("drive", "fast", out, losses=["ce"], quiet=True, log=lambda *a: None)
+
+
+def test_acdc_metrics(tiny_experiments):
+    results = run_experiment("acdc", "fast", None, losses=["gdl"], quiet=True, log=lambda *a: None)
+    metrics = results["runs"][0]["metrics"]
+    assert metrics["classes"] == ["RV", "MYO", "LV"]
+    assert len(metrics["dice_3d"]) == 3 and len(metrics["hd95_2d"]) == 3
+    assert all(h >= 0 for h in metrics["hd95_3d"])
+    assert "val_hd95" in results["runs"][0]["history"][0]
+
+
+def test_bad_names_fail_before_training(tiny_experiments, tmp_path):
+    with pytest.raises(ValueError, match="valid names"):
+        run_experiment("drive", "fast", None, losses=["dice+xx"], log=lambda *a: None)
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        run_experiment("isles", "fast", None)
+    with pytest.raises(ValueError, match="profile must be one of"):
+        run_experiment("drive", "huge", None)
+    with pytest.raises(FileNotFoundError, match="official layout"):
+        run_experiment("drive", "fast", None, data_root=tmp_path / "empty", log=lambda *a: None)
+
+
+def test_load_results_rejects_foreign_files(tmp_path):
+    (tmp_path / "results.json").write_text(json.dumps({"dataset": "drive"}))
+    with pytest.raises(ValueError, match="missing fields"):
+        load_results(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load_results(tmp_path / "nowhere")
+
+
+def test_cli_help_and_tiny_run(tiny_experiments):
+    help_text = subprocess.run(
+        [sys.executable, "-m", "bl_tutorial.experiments", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "--profile" in help_text and "drive" in help_text and "acdc" in help_text
+    out = tiny_experiments / "cli"
+    assert experiments.main(["drive", "--profile", "fast", "--out", str(out), "--losses", "ce", "--quiet"]) == 0
+    assert load_results(out)["runs"][0]["loss"] == "ce"
+    with pytest.raises(SystemExit) as exit_info:
+        experiments.main(["drive", "--out", str(out), "--losses", "gdl", "--quiet", "--profile", "fast"])
+    assert exit_info.value.code == 2
