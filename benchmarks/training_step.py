@@ -1,0 +1,131 @@
+"""Cost of the boundary loss in a training step, and training throughput of UNet and ENet.
+
+Run: ``python benchmarks/training_step.py``. On the same model and batch, in one run:
+
+1. one training step (forward, loss, backward, Adam) with the regional loss alone, and
+   with regional + boundary loss (maps cached, as the datasets provide them); prints the
+   ratio (target: the boundary term adds at most 5 %);
+2. the boundary loss alone (forward + backward) relative to one UNet step;
+3. images per second for UNet and ENet at 256 px and at the fast profile's sizes, and
+   peak memory;
+4. on a GPU, the projected wall time of the full DRIVE grid (4 losses x 3 seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+from functools import partial
+
+import numpy as np
+import torch
+from _timing import median_seconds
+
+from bl_tutorial.device import device_banner, get_device
+from bl_tutorial.distance import class_distance_maps
+from bl_tutorial.experiments import PROFILES
+from bl_tutorial.losses import BoundaryLoss, CombinedLoss, ConstantAlpha, GeneralizedDiceLoss, boundary_loss
+from bl_tutorial.models import ENet, UNet
+
+
+def make_batch(batch: int, channels: int, size: int, classes: int, device):
+    rng = np.random.default_rng(0)
+    labels = np.zeros((batch, size, size), np.uint8)
+    yy, xx = np.mgrid[:size, :size]
+    for b in range(batch):
+        for k in range(1, classes):
+            cy, cx = rng.uniform(0.3, 0.7, 2) * size
+            labels[b][np.hypot(yy - cy, xx - cx) < size * (0.25 - 0.05 * k)] = k
+    maps = np.stack([class_distance_maps(lab, classes) for lab in labels])
+    target = np.eye(classes, dtype=np.float32)[labels].transpose(0, 3, 1, 2)
+    image = torch.randn(batch, channels, size, size)
+    return image.to(device), torch.from_numpy(target).to(device), torch.from_numpy(maps).to(device)
+
+
+def step(model, optimizer, loss_fn, image, target, maps):
+    optimizer.zero_grad(set_to_none=True)
+    probs = torch.softmax(model(image).float(), 1)
+    loss_fn(probs, target, maps).total.backward()
+    optimizer.step()
+    if image.is_cuda:
+        torch.cuda.synchronize()
+
+
+def images_per_second(model, image, target, maps, repeats):
+    loss = CombinedLoss(GeneralizedDiceLoss(), BoundaryLoss(), ConstantAlpha(0.05))
+    optimizer = torch.optim.Adam(model.parameters())
+    seconds = median_seconds(partial(step, model, optimizer, loss, image, target, maps), repeats)
+    return image.shape[0] / seconds
+
+
+def peak_memory_mib(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    device = torch.device(args.device) if args.device else get_device()
+    print(device_banner(device))
+
+    # 1-2: the boundary term inside a UNet (base 16) step, 8 images of 128 px, 2 classes
+    torch.manual_seed(0)
+    model = UNet(3, 2, base=16).to(device)
+    optimizer = torch.optim.Adam(model.parameters())
+    image, target, maps = make_batch(8, 3, 128, 2, device)
+    regional = CombinedLoss(GeneralizedDiceLoss(), None)
+    combined = CombinedLoss(GeneralizedDiceLoss(), BoundaryLoss(classes=[1]), ConstantAlpha(0.05))
+    t_regional = median_seconds(partial(step, model, optimizer, regional, image, target, maps), args.repeats)
+    t_combined = median_seconds(partial(step, model, optimizer, combined, image, target, maps), args.repeats)
+    probs = torch.softmax(torch.randn_like(target), 1).requires_grad_(True)
+
+    def loss_only():
+        boundary_loss(probs, maps, classes=[1]).backward()
+
+    t_loss = median_seconds(loss_only, args.repeats * 3)
+    print(
+        f"UNet(base 16) step, 8 x 128 px: regional {t_regional * 1e3:.1f} ms, regional + boundary "
+        f"{t_combined * 1e3:.1f} ms -> boundary term adds {100 * (t_combined / t_regional - 1):+.1f} % (target <= 5 %)"
+    )
+    print(
+        f"boundary loss alone (forward + backward): {t_loss * 1e3:.3f} ms = "
+        f"{100 * t_loss / t_regional:.2f} % of one UNet step"
+    )
+
+    # 3: throughput
+    sizes = sorted({256, PROFILES["drive"]["fast"].image_size, PROFILES["acdc"]["fast"].image_size})
+    for name, factory, channels, classes in [
+        ("UNet base 8", partial(UNet, 3, 2, 8), 3, 2),
+        ("UNet base 16", partial(UNet, 3, 2, 16), 3, 2),
+        ("ENet", partial(ENet, 1, 4), 1, 4),
+    ]:
+        rates = []
+        for size in sizes:
+            torch.manual_seed(0)
+            batch = make_batch(8, channels, size, classes, device)
+            rates.append(
+                f"{images_per_second(factory().to(device), *batch, max(3, args.repeats // 2)):6.1f} at {size} px"
+            )
+        print(f"{name:13s} images/s: " + ", ".join(rates))
+    print(f"peak memory: {peak_memory_mib(device):.0f} MiB ({'GPU' if device.type == 'cuda' else 'process RSS'})")
+
+    # 4: projection of the full DRIVE grid on this device
+    full = PROFILES["drive"]["full"]
+    torch.manual_seed(0)
+    batch = make_batch(full.batch_size, 3, full.image_size, 2, device)
+    rate = images_per_second(UNet(3, 2, full.width).to(device), *batch, 3)
+    images = 20 - full.n_val
+    runs = len(full.losses) * len(full.seeds)
+    hours = runs * full.epochs * images / rate / 3600
+    print(
+        f"full DRIVE grid ({runs} runs x {full.epochs} epochs x {images} images, UNet base {full.width}, "
+        f"{full.image_size} px): about {hours:.2f} h of training steps on this device (validation not included)"
+    )
+
+
+if __name__ == "__main__":
+    main()
