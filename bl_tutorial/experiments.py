@@ -50,6 +50,10 @@ from bl_tutorial.models import ENet, UNet, count_parameters
 from bl_tutorial.training import LossSpec, TrainConfig, predict, train
 
 PROFILE_ENV = "BL_TUTORIAL_PROFILE"
+REPORT_TABLE1 = {"gdl+bl": 0.788, "gdl": 0.793, "ce+bl": 0.763, "ce": 0.798}
+"""DSC in the source report's Table 1 (DRIVE, one validation image, last epoch, whole crop, 256 px)."""
+RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
+"""Where full-profile results are committed (``results/<experiment>-full/results.json``)."""
 EXPERIMENTS = ("drive", "acdc")
 RESULTS_FILE = "results.json"
 
@@ -59,7 +63,10 @@ __all__ = [
     "resolve_profile",
     "run_experiment",
     "load_results",
+    "full_results",
     "summarize",
+    "comparison_sentence",
+    "REPORT_TABLE1",
     "main",
 ]
 
@@ -517,6 +524,33 @@ def load_results(path: Path | str) -> dict:
     if missing:
         raise ValueError(f"{path}: missing fields {missing}; was it written by bl_tutorial.experiments?")
     return results
+
+
+def full_results(experiment: str, root: Path | str | None = None) -> dict | None:
+    """The committed full-profile results of ``experiment``, or None when there are none.
+
+    Looks for ``<root>/<experiment>-full/results.json`` (``root`` defaults to the
+    repository's ``results/`` folder).
+    """
+    folder = Path(root) if root is not None else RESULTS_DIR
+    path = folder / f"{experiment}-full" / RESULTS_FILE
+    return load_results(path) if path.is_file() else None
+
+
+def comparison_sentence(comparison: dict) -> str:
+    """One sentence on whether a paired difference exceeds the seed-to-seed spread."""
+    mean, spread = comparison["mean_difference"], comparison["baseline_seed_std"]
+    head = f"{comparison['loss']} minus {comparison['baseline']}: {mean:+.3f} Dice"
+    if spread is None:
+        return (
+            f"{head}, from a single seed: the spread between seeds is unknown, "
+            "so this difference cannot be told apart from noise."
+        )
+    verdict = "exceeds" if abs(mean) > spread else "does not exceed"
+    return (
+        f"{head} (mean over {len(comparison['seeds'])} seeds), which {verdict} "
+        f"the seed-to-seed standard deviation of {comparison['baseline']} ({spread:.3f})."
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
