@@ -52,6 +52,8 @@ from bl_tutorial.training import LossSpec, TrainConfig, predict, train
 PROFILE_ENV = "BL_TUTORIAL_PROFILE"
 REPORT_TABLE1 = {"gdl+bl": 0.788, "gdl": 0.793, "ce+bl": 0.763, "ce": 0.798}
 """DSC in the source report's Table 1 (DRIVE, one validation image, last epoch, whole crop, 256 px)."""
+BAUMGARTNER_2017 = {"RV": 0.893, "MYO": 0.899, "LV": 0.950}
+"""3D Dice of a full-resolution 2D U-Net on real ACDC (Baumgartner et al. 2017), for orientation."""
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 """Where full-profile results are committed (``results/<experiment>-full/results.json``)."""
 EXPERIMENTS = ("drive", "acdc")
@@ -67,6 +69,7 @@ __all__ = [
     "summarize",
     "comparison_sentence",
     "REPORT_TABLE1",
+    "BAUMGARTNER_2017",
     "main",
 ]
 
@@ -218,23 +221,19 @@ def evaluate_acdc(model, dataset: AcdcDataset) -> dict:
 
 # --------------------------------------------------------------------------- figures
 def _save_drive_figures(model, loss: str, seed: int, val_samples, val_set, test_samples, size, out: Path):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    """Write a validation error map and a test prediction as PNG (Figure objects: no pyplot state)."""
+    from matplotlib.figure import Figure
 
     from bl_tutorial.data.transforms import normalize_intensity, resize_image
+    from bl_tutorial.viz import error_map
 
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     prob = _drive_native_probs(model, val_samples[:1], val_set)[0]
     sample = val_samples[0]
-    pred = (prob >= 0.5) & sample.fov
-    errors = np.zeros((*pred.shape, 3))
-    errors[pred & sample.vessels] = 1.0
-    errors[pred & ~sample.vessels] = (1.0, 0.2, 0.2)  # false positive: red
-    errors[~pred & sample.vessels] = (0.2, 0.5, 1.0)  # false negative: blue
-    fig, axes = plt.subplots(1, 3, figsize=(12, 4.2))
+    errors = error_map(prob >= 0.5, sample.vessels, sample.fov)  # FP red, FN blue
+    fig = Figure(figsize=(12, 4.2))
+    axes = fig.subplots(1, 3)
     for ax, img, title in zip(
         axes, [sample.image, sample.vessels, errors], [f"validation image {sample.id}", "truth", "FP red, FN blue"]
     ):
@@ -243,13 +242,13 @@ def _save_drive_figures(model, loss: str, seed: int, val_samples, val_set, test_
         ax.axis("off")
     fig.suptitle(f"{loss}, seed {seed}")
     fig.savefig(figures / f"val_{loss}_seed{seed}.png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
     if test_samples:
         test = test_samples[0]
         image = normalize_intensity(test.image, mask=test.fov, channel_axis=-1).transpose(2, 0, 1)
         probs = predict(model, torch.from_numpy(resize_image(image, (size, size)))[None])
         vessel = probs[0, 1].numpy()
-        fig, axes = plt.subplots(1, 2, figsize=(8, 4.2))
+        fig = Figure(figsize=(8, 4.2))
+        axes = fig.subplots(1, 2)
         axes[0].imshow(test.image)
         axes[0].set_title(f"test image {test.id}")
         axes[1].imshow(vessel >= 0.5, cmap="gray")
@@ -257,20 +256,18 @@ def _save_drive_figures(model, loss: str, seed: int, val_samples, val_set, test_
         for ax in axes:
             ax.axis("off")
         fig.savefig(figures / f"test_{loss}_seed{seed}.png", dpi=80, bbox_inches="tight")
-        plt.close(fig)
 
 
 def _save_acdc_figure(model, loss: str, seed: int, val_set: AcdcDataset, out: Path, count: int = 6):
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    """Write input / truth / prediction / difference for ``count`` random validation slices as PNG."""
+    from matplotlib.figure import Figure
 
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     chosen = np.random.default_rng(seed).choice(len(val_set), size=min(count, len(val_set)), replace=False)
     pred = predict(model, torch.from_numpy(val_set.images[chosen])).argmax(1).numpy()
-    fig, axes = plt.subplots(len(chosen), 4, figsize=(8, 2 * len(chosen)))
+    fig = Figure(figsize=(8, 2 * len(chosen)))
+    axes = fig.subplots(len(chosen), 4, squeeze=False)
     for row, (index, p) in enumerate(zip(chosen, pred)):
         truth = val_set.labels[index]
         panels = [val_set.images[index, 0], truth, p, (p != truth)]
@@ -286,7 +283,6 @@ def _save_acdc_figure(model, loss: str, seed: int, val_set: AcdcDataset, out: Pa
                 axes[row, col].set_title(title)
     fig.suptitle(f"ACDC validation slices, {loss}, seed {seed}")
     fig.savefig(figures / f"slices_{loss}_seed{seed}.png", dpi=80, bbox_inches="tight")
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- summaries
