@@ -203,12 +203,7 @@ def hd95(pred, target, spacing=None) -> float:
     >>> hd95(a, b, spacing=(1.0, 0.5))
     1.5
     """
-    pred = as_binary_mask(pred, "pred")
-    target = as_binary_mask(target, "target")
-    distances = surface_distances(pred, target, spacing)
-    if distances is None:
-        return _empty_value(pred, target, spacing)
-    return float(max(np.percentile(distances[0], 95), np.percentile(distances[1], 95)))
+    return _surface_metric(pred, target, spacing, lambda a, b: max(np.percentile(a, 95), np.percentile(b, 95)))
 
 
 def assd(pred, target, spacing=None) -> float:
@@ -222,16 +217,16 @@ def assd(pred, target, spacing=None) -> float:
     >>> assd(a, b)
     2.5
     """
-    pred = as_binary_mask(pred, "pred")
-    target = as_binary_mask(target, "target")
+    return _surface_metric(pred, target, spacing, lambda a, b: (a.mean() + b.mean()) / 2)
+
+
+def _surface_metric(pred, target, spacing, reduce: Callable[[np.ndarray, np.ndarray], float]) -> float:
+    """``reduce`` the two directed surface distances; the documented values when a mask is empty."""
     distances = surface_distances(pred, target, spacing)
-    if distances is None:
-        return _empty_value(pred, target, spacing)
-    return float((distances[0].mean() + distances[1].mean()) / 2)
-
-
-def _empty_value(pred: np.ndarray, target: np.ndarray, spacing) -> float:
-    if not pred.any() and not target.any():
+    if distances is not None:
+        return float(reduce(*distances))
+    pred = np.asarray(pred, bool)
+    if not pred.any() and not np.asarray(target, bool).any():
         return 0.0
     return _diagonal(pred.shape, as_spacing(spacing, pred.ndim))
 

@@ -42,6 +42,8 @@ def glue(name: str, value, display: bool = False) -> None:
         from myst_nb import glue as myst_glue
     except ImportError:
         return
+    if isinstance(value, np.generic):  # np.float64 -> float, so that {glue:text}`name:.2f` can format it
+        value = value.item()
     myst_glue(name, value, display=display)
 
 

@@ -336,6 +336,8 @@ def test_resize_and_normalise():
         normalize_intensity(np.ones((4, 4)))
     with pytest.raises(ValueError, match="NaN"):
         normalize_intensity(np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match="mask must have the image's shape"):
+        normalize_intensity(np.arange(12.0).reshape(3, 4), mask=np.ones((4, 3), bool))
 
 
 # ----------------------------------------------------------------- datasets
@@ -362,6 +364,8 @@ def test_acdc_dataset_uses_3d_maps_of_the_resized_volume(acdc_tree):
     expected = class_distance_maps(labels, 4, info.spacing)
     np.testing.assert_allclose(dataset.maps[indices].transpose(1, 0, 2, 3), expected, atol=1e-4)
     assert info.spacing[1] == pytest.approx(150 / 48, rel=0.02)
+    with pytest.raises(ValueError, match="phases"):
+        AcdcDataset(patients[:1], size=48, phases=("diastole",))
     flat = AcdcDataset(patients[:1], size=48, phases=("ED",), maps="2d")
     z = flat.volumes[("patient001", "ED")][2]
     np.testing.assert_allclose(flat.maps[z], class_distance_maps(flat.labels[z], 4, flat.slices[z].spacing[1:]))

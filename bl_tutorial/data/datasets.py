@@ -219,6 +219,8 @@ class AcdcDataset(_MapsDataset):
             raise ValueError("patients must hold at least one ACDC patient")
         if crop_mm is not None and not crop_mm > 0:
             raise ValueError(f"crop_mm must be positive or None, got {crop_mm!r}")
+        if not phases or any(phase not in ("ED", "ES") for phase in phases):
+            raise ValueError(f"phases must be a non-empty selection of 'ED' and 'ES', got {list(phases)}")
         self.augment = augment
         self.size = int(size)
         self.slices: list[SliceInfo] = []

@@ -82,6 +82,12 @@ def normalize_intensity(
     if not np.isfinite(array).all():
         raise ValueError("image must be finite, but it contains NaN or inf")
     channels = [array] if channel_axis is None else list(np.moveaxis(array, channel_axis, 0))
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        if mask.shape != channels[0].shape:
+            raise ValueError(
+                f"mask must have the image's shape {channels[0].shape} (without channels), got {mask.shape}"
+            )
     out = []
     for channel in channels:
         values = channel[mask] if mask is not None else channel
