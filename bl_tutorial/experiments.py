@@ -153,22 +153,23 @@ def _acdc_data(profile: Profile, data_root):
 
 
 # --------------------------------------------------------------------------- evaluation
-def _drive_native_probs(model, samples, dataset: DriveDataset) -> list[np.ndarray]:
-    """Vessel probability of each sample at its native size (bilinear upsampling)."""
-    probs = predict(model, torch.from_numpy(dataset.images))[:, 1:2]
-    out = []
-    for sample, prob in zip(samples, probs):
-        native = torch.nn.functional.interpolate(prob[None], size=sample.image.shape[:2], mode="bilinear")
-        out.append(native[0, 0].numpy())
-    return out
+def _native_vessel_probability(sample, probs: torch.Tensor) -> np.ndarray:
+    """The vessel probability of one image, resized bilinearly from the training size to the native size."""
+    native = torch.nn.functional.interpolate(probs[None, 1:2], size=sample.image.shape[:2], mode="bilinear")
+    return native[0, 0].numpy()
 
 
 def evaluate_drive(model, samples, dataset: DriveDataset) -> dict:
-    """Dice inside the field of view at native resolution, threshold 0.5, per validation image."""
-    per_image = []
-    for sample, prob in zip(samples, _drive_native_probs(model, samples, dataset)):
-        per_image.append(dice_score(prob >= 0.5, sample.vessels, mask=sample.fov))
-    low_res = predict(model, torch.from_numpy(dataset.images)).argmax(1).numpy()
+    """Dice inside the field of view at native resolution, threshold 0.5, per validation image.
+
+    Also returns the Dice at the training size (inside the resized field of view), and
+    the native vessel probability of the first image for the figures (key ``"_first_probability"``,
+    removed before the results are written).
+    """
+    probs = predict(model, torch.from_numpy(dataset.images))
+    native = [_native_vessel_probability(sample, p) for sample, p in zip(samples, probs)]
+    per_image = [dice_score(prob >= 0.5, s.vessels, mask=s.fov) for s, prob in zip(samples, native)]
+    low_res = probs.argmax(1).numpy()
     at_training_size = [
         dice_score(p == 1, t == 1, mask=roi) for p, t, roi in zip(low_res, dataset.labels, dataset.rois)
     ]
@@ -177,6 +178,7 @@ def evaluate_drive(model, samples, dataset: DriveDataset) -> dict:
         "dice_per_image": per_image,
         "image_ids": [s.id for s in samples],
         "dice_at_training_size": float(np.mean(at_training_size)),
+        "_first_probability": native[0],
     }
 
 
@@ -220,7 +222,7 @@ def evaluate_acdc(model, dataset: AcdcDataset) -> dict:
 
 
 # --------------------------------------------------------------------------- figures
-def _save_drive_figures(model, loss: str, seed: int, val_samples, val_set, test_samples, size, out: Path):
+def _save_drive_figures(model, loss: str, seed: int, sample, prob, test_samples, size, out: Path):
     """Write a validation error map and a test prediction as PNG (Figure objects: no pyplot state)."""
     from matplotlib.figure import Figure
 
@@ -229,8 +231,6 @@ def _save_drive_figures(model, loss: str, seed: int, val_samples, val_set, test_
 
     figures = out / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    prob = _drive_native_probs(model, val_samples[:1], val_set)[0]
-    sample = val_samples[0]
     errors = error_map(prob >= 0.5, sample.vessels, sample.fov)  # FP red, FN blue
     fig = Figure(figsize=(12, 4.2))
     axes = fig.subplots(1, 3)
@@ -466,9 +466,17 @@ def run_experiment(
             )
             if experiment == "drive":
                 metrics = evaluate_drive(result.model, val_samples, val_set)
+                first_probability = metrics.pop("_first_probability")
                 if out_dir is not None and figures:
                     _save_drive_figures(
-                        result.model, name, seed, val_samples, val_set, test_samples, settings.image_size, out_dir
+                        result.model,
+                        name,
+                        seed,
+                        val_samples[0],
+                        first_probability,
+                        test_samples,
+                        settings.image_size,
+                        out_dir,
                     )
             else:
                 metrics = evaluate_acdc(result.model, val_set)
