@@ -246,7 +246,7 @@ def _save_drive_figures(model, loss: str, seed: int, sample, prob, test_samples,
         test = test_samples[0]
         image = normalize_intensity(test.image, mask=test.fov, channel_axis=-1).transpose(2, 0, 1)
         probs = predict(model, torch.from_numpy(resize_image(image, (size, size)))[None])
-        vessel = probs[0, 1].numpy()
+        vessel = _native_vessel_probability(test, probs[0]) * test.fov
         fig = Figure(figsize=(8, 4.2))
         axes = fig.subplots(1, 2)
         axes[0].imshow(test.image)
@@ -256,6 +256,14 @@ def _save_drive_figures(model, loss: str, seed: int, sample, prob, test_samples,
         for ax in axes:
             ax.axis("off")
         fig.savefig(figures / f"test_{loss}_seed{seed}.png", dpi=80, bbox_inches="tight")
+        # the probabilities themselves, so that notebooks can lay out their own figures
+        np.savez_compressed(
+            figures / f"probabilities_{loss}_seed{seed}.npz",
+            val_probability=prob.astype(np.float16),
+            val_id=sample.id,
+            test_probability=vessel.astype(np.float16),
+            test_id=test.id,
+        )
 
 
 def _save_acdc_figure(model, loss: str, seed: int, val_set: AcdcDataset, out: Path, count: int = 6):
