@@ -124,6 +124,12 @@ def _check_dist_maps(dist_maps, probs: Tensor) -> Tensor:
     return dist_maps
 
 
+def _check_gamma(gamma) -> float:
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
+        raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
+    return float(gamma)
+
+
 def _class_index(classes: Sequence[int] | None, num_classes: int) -> list[int] | None:
     """Validate a class selection; ``None`` means every class."""
     if classes is None:
@@ -275,8 +281,7 @@ def focal_loss(
     >>> bool(torch.isclose(focal_loss(probs, target, gamma=0), cross_entropy(probs, target)))
     True
     """
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
-        raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
+    gamma = _check_gamma(gamma)
     probs = _check_probs(probs)
     target = _check_onehot(target, probs)
     index = _class_index(classes, probs.shape[1])
@@ -402,10 +407,8 @@ class FocalLoss(nn.Module):
 
     def __init__(self, gamma: float = 2.0, classes: Sequence[int] | None = None, reduction: Reduction = "mean"):
         super().__init__()
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
-            raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
         check_choice(reduction, "reduction", ("mean", "sum"))
-        self.gamma = float(gamma)
+        self.gamma = _check_gamma(gamma)
         self.classes = None if classes is None else list(classes)
         self.reduction = reduction
 

@@ -29,7 +29,7 @@ def test_explorer_refuses_bad_controls_with_a_reason():
 
 def test_static_equivalent_is_self_contained_html_with_a_slider():
     html = distance_map_animation(shapes=("disc",), spacings=((1.0, 1.0), (2.0, 1.0)), size=8)
-    assert 'type="range"' in html and "<img" in html or "data:image/png" in html
+    assert 'type="range"' in html and ("<img" in html or "data:image/png" in html)
 
 
 def test_error_map_colours_and_table():

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from bl_tutorial._validation import check_choice
 from bl_tutorial.data.acdc import AcdcPatient
 from bl_tutorial.data.drive import DriveSample
 from bl_tutorial.data.transforms import (
@@ -131,11 +132,9 @@ class DriveDataset(_MapsDataset):
         convention: str = "seed",
         green_only: bool = False,
     ):
-        if augment not in AUGMENTS:
-            raise ValueError(f"augment must be one of {list(AUGMENTS)}, got {augment!r}")
+        self.augment = check_choice(augment, "augment", AUGMENTS)
         if not samples:
             raise ValueError("samples must hold at least one DRIVE image")
-        self.augment = augment
         self.size = int(size)
         self.ids = [s.id for s in samples]
         images, labels, maps, rois = [], [], [], []
@@ -211,8 +210,7 @@ class AcdcDataset(_MapsDataset):
         convention: str = "seed",
         maps: Literal["3d", "2d"] = "3d",
     ):
-        if augment not in AUGMENTS:
-            raise ValueError(f"augment must be one of {list(AUGMENTS)}, got {augment!r}")
+        self.augment = check_choice(augment, "augment", AUGMENTS)
         if maps not in ("3d", "2d"):
             raise ValueError(f"maps must be '3d' or '2d', got {maps!r}")
         if not patients:
@@ -221,7 +219,6 @@ class AcdcDataset(_MapsDataset):
             raise ValueError(f"crop_mm must be positive or None, got {crop_mm!r}")
         if not phases or any(phase not in ("ED", "ES") for phase in phases):
             raise ValueError(f"phases must be a non-empty selection of 'ED' and 'ES', got {list(phases)}")
-        self.augment = augment
         self.size = int(size)
         self.slices: list[SliceInfo] = []
         self.volumes: dict[tuple[str, str], list[int]] = {}
