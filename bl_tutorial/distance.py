@@ -7,7 +7,7 @@ that map exactly, in 2D and 3D, with a per-axis voxel spacing in millimetres.
 
 Two conventions are offered, side by side:
 
-``"seed"`` (the book's definition, eq. 3)
+``"exact"`` (the book's definition, eq. 1-3; called the "seed" definition in earlier versions)
     :math:`\phi_i = -d(i, \partial G)` inside the foreground :math:`G`,
     :math:`+d(i, \partial G)` outside, where :math:`\partial G` is the *boundary set*
     (foreground voxels with a background face neighbour) and :math:`d` the anisotropic
@@ -27,7 +27,7 @@ Two conventions are offered, side by side:
 Implementation. Distances come from the exact linear-time Euclidean distance transform
 of the ``edt`` package when it is installed (scipy's ``distance_transform_edt`` otherwise;
 both are exact). Per label image the work is reduced to as few transforms as the
-convention allows: the seed convention needs one transform per class (of the complement
+convention allows: the exact convention needs one transform per class (of the complement
 of that class's boundary set, which gives the distance inside and outside at once); the
 official convention needs one multi-label transform (every class's inside distance at
 once) plus one per class for the outside distances, and a single transform in total for
@@ -50,9 +50,9 @@ try:  # the fast exact EDT; scipy is the fallback and the reference in the tests
 except ImportError:  # pragma: no cover - exercised only where edt is missing
     _edt_module = None
 
-Convention = Literal["seed", "official"]
+Convention = Literal["exact", "official"]
 Backend = Literal["auto", "edt", "scipy"]
-CONVENTIONS = ("seed", "official")
+CONVENTIONS = ("exact", "official")
 BACKENDS = ("auto", "edt", "scipy")
 
 __all__ = [
@@ -172,13 +172,13 @@ def boundary_set(mask, connectivity: int = 1, image_edge: bool = False) -> np.nd
 def signed_distance(
     mask,
     spacing=None,
-    convention: Convention = "seed",
+    convention: Convention = "exact",
     *,
     backend: Backend = "auto",
 ) -> np.ndarray:
     r"""Signed distance map :math:`\phi` of a binary mask (eq. 3), in millimetres.
 
-    With the default ``convention="seed"``:
+    With the default ``convention="exact"``:
 
     .. math::
         \phi_i = \begin{cases} -d(i, \Pi_{\partial G}(i)) & i \in G_1 \\
@@ -205,7 +205,7 @@ def signed_distance(
         Foreground mask (0/1 or boolean), axes (y, x) or (z, y, x).
     spacing : float or sequence of float, optional
         Voxel size along each axis in millimetres, in the array's axis order. Default 1.
-    convention : {"seed", "official"}
+    convention : {"exact", "official"}
     backend : {"auto", "edt", "scipy"}, keyword-only
         Distance-transform engine; ``"auto"`` uses ``edt`` when installed. Both are exact.
 
@@ -230,7 +230,7 @@ def signed_distance(
     backend = _resolve_backend(backend)
     if mask.all() or not mask.any():
         return np.zeros(mask.shape, dtype=np.float32)
-    if convention == "seed":
+    if convention == "exact":
         distance = _distance_to_zeros(~boundary_set(mask), spacing, backend)
         return np.where(mask, 0.0 - distance, distance).astype(np.float32, copy=False)  # +0 on the boundary
     distance = _distance_to_other_labels(mask.view(np.uint8), spacing, backend)
@@ -241,7 +241,7 @@ def class_distance_maps(
     labels,
     num_classes: int,
     spacing=None,
-    convention: Convention = "seed",
+    convention: Convention = "exact",
     *,
     backend: Backend = "auto",
 ) -> np.ndarray:
@@ -260,7 +260,7 @@ def class_distance_maps(
         Number of classes :math:`K` (at least 2).
     spacing : float or sequence of float, optional
         Voxel size per axis in millimetres, in the array's axis order.
-    convention : {"seed", "official"}
+    convention : {"exact", "official"}
         See :func:`signed_distance`.
     backend : {"auto", "edt", "scipy"}, keyword-only
 
@@ -270,7 +270,7 @@ def class_distance_maps(
 
     Notes
     -----
-    ``"seed"`` costs one exact distance transform per class present. ``"official"``
+    ``"exact"`` costs one exact distance transform per class present. ``"official"``
     costs one multi-label transform plus one per class present (one in total for two
     classes, since each class's outside distance is then the other's inside distance).
 
@@ -292,7 +292,7 @@ def class_distance_maps(
     if not contoured:
         return maps
 
-    if convention == "seed":
+    if convention == "exact":
         edges = _label_edges(labels)
         for k in contoured:
             inside = labels == k
@@ -352,7 +352,7 @@ def _bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
 
 
 def signed_distance_reference(mask, spacing=None) -> np.ndarray:
-    r"""The seed's :math:`\phi` (eq. 1-3) by brute force, in float64. Slow; for teaching and tests.
+    r"""The exact :math:`\phi` (eq. 1-3) by brute force, in float64. Slow; for teaching and tests.
 
     Written straight from the definitions, with no distance transform: the boundary set
     is found by looking at each voxel's face neighbours inside the grid, and every voxel's

@@ -12,7 +12,10 @@ thin :class:`torch.nn.Module` wrapper, and checks its input at the top.
 * :func:`dice_loss` - the soft Dice loss, 1 - DSC.
 * :class:`CombinedLoss` - :math:`w_R L_R + w_B L_B` (eq. 8) with an alpha schedule.
 
-Losses are computed in float32 even when the network runs in half precision.
+Losses are computed in float32 even when the network runs in half precision (float64
+inputs stay float64, so that ``torch.autograd.gradcheck`` applies). Wrong types raise
+``TypeError``, wrong values ``ValueError``; ``validate=False`` skips the checks for
+callers that have made them already (:class:`CombinedLoss` does, once per step).
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from bl_tutorial._validation import check_choice
+from bl_tutorial._validation import check_choice, check_classes, check_number
 
 Reduction = Literal["mean", "sum"]
+Weighting = Literal["sudre", "report"]
+REDUCTIONS = ("mean", "sum")
+WEIGHTINGS = ("sudre", "report")
 SIMPLEX_TOLERANCE = 1e-3
 """How far the class probabilities of a voxel may sum from 1 (float16 rounding included)."""
 EPS = 1e-10
@@ -53,17 +59,22 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- validation
+# Each public loss checks its inputs once, at the top (``validate=True``). CombinedLoss
+# checks the inputs it shares with its parts once and calls them with validate=False, so
+# that a training step pays for one set of checks, not one per part.
 def _shape(t: Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
 
 def _check_tensor(x, name: str) -> Tensor:
     if not isinstance(x, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor of shape (B, K, *spatial), got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, K, *spatial), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.ndim not in (3, 4, 5):
         raise ValueError(f"{name} must have shape (B, K, *spatial) with 1 to 3 spatial axes, got shape {_shape(x)}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    if x.shape[0] == 0 or x[0, 0].numel() == 0:
+        raise ValueError(f"{name} must hold at least one image with at least one voxel, got shape {_shape(x)}")
     return x
 
 
@@ -76,7 +87,7 @@ def _check_probs(probs, name: str = "probs") -> Tensor:
             "for a one-channel sigmoid output p use torch.cat([1 - p, p], dim=1)"
         )
     with torch.no_grad():
-        p = probs.detach().float()
+        p = probs.detach()
         finite = torch.isfinite(p).all()
         in_range = ((p >= 0) & (p <= 1)).all()
         on_simplex = ((p.sum(1) - 1).abs() <= SIMPLEX_TOLERANCE).all()
@@ -98,7 +109,7 @@ def _check_probs(probs, name: str = "probs") -> Tensor:
 
 def _check_onehot(target, probs: Tensor, name: str = "target") -> Tensor:
     if not isinstance(target, Tensor):
-        raise ValueError(f"{name} must be a one-hot torch.Tensor, got {type(target).__name__}")
+        raise TypeError(f"{name} must be a one-hot torch.Tensor, got {type(target).__name__}")
     if _shape(target) != _shape(probs):
         raise ValueError(
             f"{name} must have the same shape as probs {_shape(probs)} (one-hot over axis 1), got {_shape(target)}"
@@ -124,37 +135,40 @@ def _check_dist_maps(dist_maps, probs: Tensor) -> Tensor:
     return dist_maps
 
 
-def _check_gamma(gamma) -> float:
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
-        raise ValueError(f"gamma must be a number >= 0, got {gamma!r}")
-    return float(gamma)
+def _check_reduction(reduction) -> str:
+    return check_choice(reduction, "reduction", REDUCTIONS)
 
 
-def _class_index(classes: Sequence[int] | None, num_classes: int) -> list[int] | None:
-    """Validate a class selection; ``None`` means every class."""
-    if classes is None:
-        return None
-    chosen = list(classes)
-    if not chosen:
-        raise ValueError("classes must name at least one class, got an empty selection")
-    for k in chosen:
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < num_classes:
-            raise ValueError(f"classes must be integers in [0, {num_classes}), got {list(classes)}")
-    if len(set(chosen)) != len(chosen):
-        raise ValueError(f"classes must not repeat a class, got {list(classes)}")
-    return chosen
+def _compute_dtype(x: Tensor) -> torch.dtype:
+    """float32 for half-precision inputs, else the input's own dtype (float64 stays float64)."""
+    return torch.promote_types(x.dtype, torch.float32)
 
 
 def _select(x: Tensor, index: list[int] | None) -> Tensor:
-    return x if index is None else x[:, index]
+    chosen = x if index is None else x[:, index]
+    return chosen.to(_compute_dtype(x))
 
 
 def _reduce(per_voxel: Tensor, reduction: str) -> Tensor:
     """``"mean"`` over every element; ``"sum"`` over all but the batch, then batch mean."""
-    check_choice(reduction, "reduction", ("mean", "sum"))
     if reduction == "mean":
         return per_voxel.mean()
     return per_voxel.sum() / per_voxel.shape[0]
+
+
+def _normalise_labelled(terms: Tensor, target: Tensor, reduction: str) -> Tensor:
+    """Sum of per-voxel terms over the batch, divided by the voxels labelled with the chosen
+    classes (``"mean"``, the official code's normaliser) or by the batch size (``"sum"``)."""
+    if reduction == "mean":
+        return terms.sum() / target.sum().clamp(min=EPS)
+    return terms.sum() / terms.shape[0]
+
+
+def _check_regional(probs, target, classes) -> list[int] | None:
+    """The checks every regional loss makes: probabilities, one-hot target, class selection."""
+    probs = _check_probs(probs)
+    _check_onehot(target, probs)
+    return check_classes(classes, probs.shape[1])
 
 
 # --------------------------------------------------------------------------- functional
@@ -163,6 +177,8 @@ def boundary_loss(
     dist_maps: Tensor,
     classes: Sequence[int] | None = None,
     reduction: Reduction = "mean",
+    *,
+    validate: bool = True,
 ) -> Tensor:
     r"""Boundary loss :math:`L_B = \langle c, \phi \rangle` (eq. 4), Kervadec et al. 2019.
 
@@ -189,6 +205,8 @@ def boundary_loss(
         Channels to include; ``None`` (default) includes all. The official code uses
         ``[1]`` for binary tasks and all four classes for ACDC.
     reduction : {"mean", "sum"}
+    validate : bool, keyword-only
+        Check the inputs (default). ``False`` skips the checks, for callers that made them.
 
     Returns
     -------
@@ -202,10 +220,12 @@ def boundary_loss(
     >>> boundary_loss(probs, phi, classes=[1], reduction="sum")
     tensor(-0.7000)
     """
-    probs = _check_probs(probs)
-    dist_maps = _check_dist_maps(dist_maps, probs)
-    index = _class_index(classes, probs.shape[1])
-    product = _select(probs, index).float() * _select(dist_maps, index).float()
+    if validate:
+        probs = _check_probs(probs)
+        dist_maps = _check_dist_maps(dist_maps, probs)
+        classes = check_classes(classes, probs.shape[1])
+        _check_reduction(reduction)
+    product = _select(probs, classes) * _select(dist_maps, classes)
     return _reduce(product, reduction)
 
 
@@ -215,15 +235,19 @@ def cross_entropy(
     classes: Sequence[int] | None = None,
     reduction: Reduction = "mean",
     eps: float = EPS,
+    *,
+    validate: bool = True,
 ) -> Tensor:
     r"""Cross-entropy (eq. 5) between softmax probabilities and one-hot targets.
 
     .. math:: L_{CE} = -\sum_{k} \langle g_k, \log c_k \rangle
 
     which for two classes is the book's
-    :math:`-\langle g, \log c\rangle - \langle 1 - g, \log(1 - c)\rangle`. ``"mean"``
-    averages over voxels and batch (the official code's normalisation); ``"sum"``
-    sums over voxels and averages over the batch.
+    :math:`-\langle g, \log c\rangle - \langle 1 - g, \log(1 - c)\rangle`.
+
+    ``"mean"`` divides the sum by the number of voxels whose true class is among
+    ``classes`` (the official code's normalisation; with every class, that is every voxel
+    of the batch). ``"sum"`` sums over voxels and averages over the batch.
 
     Parameters
     ----------
@@ -234,6 +258,8 @@ def cross_entropy(
     reduction : {"mean", "sum"}
     eps : float
         Added inside the logarithm to keep it finite.
+    validate : bool, keyword-only
+        Check the inputs (default).
 
     Examples
     --------
@@ -243,11 +269,12 @@ def cross_entropy(
     >>> round(float(cross_entropy(probs, target)), 4)       # (log 2 + log(1/0.9)) / 2
     0.3993
     """
-    probs = _check_probs(probs)
-    target = _check_onehot(target, probs)
-    index = _class_index(classes, probs.shape[1])
-    terms = -(_select(target, index).float() * torch.log(_select(probs, index).float() + eps))
-    return _reduce(terms.sum(1, keepdim=True), reduction)
+    if validate:
+        classes = _check_regional(probs, target, classes)
+        _check_reduction(reduction)
+    g = _select(target, classes)
+    terms = -(g * torch.log(_select(probs, classes) + eps))
+    return _normalise_labelled(terms, g, reduction)
 
 
 def focal_loss(
@@ -257,6 +284,8 @@ def focal_loss(
     classes: Sequence[int] | None = None,
     reduction: Reduction = "mean",
     eps: float = EPS,
+    *,
+    validate: bool = True,
 ) -> Tensor:
     r"""Focal loss (eq. 7), Lin et al. 2017: cross-entropy that down-weights easy voxels.
 
@@ -269,8 +298,10 @@ def focal_loss(
     ----------
     probs, target : Tensor, shape (B, K, *spatial)
     gamma : float
-        Focusing parameter, >= 0.
-    classes, reduction, eps
+        Focusing parameter, >= 0. The factor :math:`(1 - c)^\gamma` is evaluated with
+        :math:`1 - c` kept above ``eps``, so that its gradient stays finite where a voxel
+        is classified with certainty (:math:`c = 1`) and :math:`0 < \gamma < 1`.
+    classes, reduction, eps, validate
         As in :func:`cross_entropy`.
 
     Examples
@@ -281,21 +312,23 @@ def focal_loss(
     >>> bool(torch.isclose(focal_loss(probs, target, gamma=0), cross_entropy(probs, target)))
     True
     """
-    gamma = _check_gamma(gamma)
-    probs = _check_probs(probs)
-    target = _check_onehot(target, probs)
-    index = _class_index(classes, probs.shape[1])
-    p = _select(probs, index).float()
-    terms = -(_select(target, index).float() * (1 - p).pow(gamma) * torch.log(p + eps))
-    return _reduce(terms.sum(1, keepdim=True), reduction)
+    if validate:
+        gamma = check_number(gamma, "gamma", minimum=0)
+        classes = _check_regional(probs, target, classes)
+        _check_reduction(reduction)
+    p, g = _select(probs, classes), _select(target, classes)
+    terms = -(g * (1 - p).clamp(min=eps).pow(gamma) * torch.log(p + eps))
+    return _normalise_labelled(terms, g, reduction)
 
 
 def generalized_dice_loss(
     probs: Tensor,
     target: Tensor,
     classes: Sequence[int] | None = None,
-    weighting: Literal["sudre", "report"] = "sudre",
+    weighting: Weighting = "sudre",
     eps: float = EPS,
+    *,
+    validate: bool = True,
 ) -> Tensor:
     r"""Generalised Dice loss (eq. 6), Sudre et al. 2017, averaged over the batch.
 
@@ -322,6 +355,8 @@ def generalized_dice_loss(
         tasks).
     weighting : {"sudre", "report"}
     eps : float
+    validate : bool, keyword-only
+        Check the inputs (default).
 
     Examples
     --------
@@ -330,12 +365,11 @@ def generalized_dice_loss(
     >>> round(float(generalized_dice_loss(target, target)), 6)                   # perfect
     0.0
     """
-    check_choice(weighting, "weighting", ("sudre", "report"))
-    probs = _check_probs(probs)
-    target = _check_onehot(target, probs)
-    index = _class_index(classes, probs.shape[1])
-    p = _select(probs, index).float().flatten(2)
-    g = _select(target, index).float().flatten(2)
+    if validate:
+        check_choice(weighting, "weighting", WEIGHTINGS)
+        classes = _check_regional(probs, target, classes)
+    p = _select(probs, classes).flatten(2)
+    g = _select(target, classes).flatten(2)
     size = g.sum(-1)  # (B, K)
     weights = 1.0 / (size + eps) ** (2 if weighting == "sudre" else 1)
     intersection = (weights * (p * g).sum(-1)).sum(-1)
@@ -349,13 +383,16 @@ def dice_loss(
     target: Tensor,
     classes: Sequence[int] | None = None,
     smooth: float = 1e-6,
+    *,
+    validate: bool = True,
 ) -> Tensor:
     r"""Soft Dice loss, :math:`1 - \mathrm{DSC}`, per image and class, then averaged.
 
     .. math:: L_{Dice} = 1 - \frac{1}{B\,|K|}\sum_{b,k}
               \frac{2\langle g_{b,k}, c_{b,k}\rangle + s}{\langle g_{b,k} + c_{b,k}, \mathbf{1}\rangle + s}
 
-    ``smooth`` (:math:`s`) makes a class absent from both prediction and truth score 1.
+    ``smooth`` (:math:`s`, which must be > 0) makes a class absent from both prediction
+    and truth score 1 (with :math:`s = 0` that ratio would be 0/0).
 
     Examples
     --------
@@ -364,81 +401,87 @@ def dice_loss(
     >>> round(float(dice_loss(target, target)), 6)
     0.0
     """
-    if not smooth >= 0:
-        raise ValueError(f"smooth must be >= 0, got {smooth!r}")
-    probs = _check_probs(probs)
-    target = _check_onehot(target, probs)
-    index = _class_index(classes, probs.shape[1])
-    p = _select(probs, index).float().flatten(2)
-    g = _select(target, index).float().flatten(2)
+    if validate:
+        check_number(smooth, "smooth", minimum=0, strict=True)
+        classes = _check_regional(probs, target, classes)
+    p = _select(probs, classes).flatten(2)
+    g = _select(target, classes).flatten(2)
     dice = (2 * (p * g).sum(-1) + smooth) / (p.sum(-1) + g.sum(-1) + smooth)
     return 1.0 - dice.mean()
 
 
 # --------------------------------------------------------------------------- modules
-class BoundaryLoss(nn.Module):
+def _class_list(classes) -> list[int] | None:
+    """A module's class selection: checked now, and against the number of channels at each call."""
+    return check_classes(classes, None)
+
+
+class _Loss(nn.Module):
+    """Base of the loss modules: ``forward(probs, second, *, validate=True)``."""
+
+    def forward(self, probs: Tensor, second: Tensor, *, validate: bool = True) -> Tensor:
+        raise NotImplementedError
+
+
+class BoundaryLoss(_Loss):
     """Module form of :func:`boundary_loss`; ``forward(probs, dist_maps)``."""
 
     def __init__(self, classes: Sequence[int] | None = None, reduction: Reduction = "mean"):
         super().__init__()
-        check_choice(reduction, "reduction", ("mean", "sum"))
-        self.classes = None if classes is None else list(classes)
-        self.reduction = reduction
+        self.classes = _class_list(classes)
+        self.reduction = _check_reduction(reduction)
 
-    def forward(self, probs: Tensor, dist_maps: Tensor) -> Tensor:
-        return boundary_loss(probs, dist_maps, self.classes, self.reduction)
+    def forward(self, probs: Tensor, dist_maps: Tensor, *, validate: bool = True) -> Tensor:
+        return boundary_loss(probs, dist_maps, self.classes, self.reduction, validate=validate)
 
 
-class CrossEntropyLoss(nn.Module):
+class CrossEntropyLoss(_Loss):
     """Module form of :func:`cross_entropy` on probabilities; ``forward(probs, target)``."""
 
     def __init__(self, classes: Sequence[int] | None = None, reduction: Reduction = "mean"):
         super().__init__()
-        check_choice(reduction, "reduction", ("mean", "sum"))
-        self.classes = None if classes is None else list(classes)
-        self.reduction = reduction
+        self.classes = _class_list(classes)
+        self.reduction = _check_reduction(reduction)
 
-    def forward(self, probs: Tensor, target: Tensor) -> Tensor:
-        return cross_entropy(probs, target, self.classes, self.reduction)
+    def forward(self, probs: Tensor, target: Tensor, *, validate: bool = True) -> Tensor:
+        return cross_entropy(probs, target, self.classes, self.reduction, validate=validate)
 
 
-class FocalLoss(nn.Module):
+class FocalLoss(_Loss):
     """Module form of :func:`focal_loss`; ``forward(probs, target)``."""
 
     def __init__(self, gamma: float = 2.0, classes: Sequence[int] | None = None, reduction: Reduction = "mean"):
         super().__init__()
-        check_choice(reduction, "reduction", ("mean", "sum"))
-        self.gamma = _check_gamma(gamma)
-        self.classes = None if classes is None else list(classes)
-        self.reduction = reduction
+        self.gamma = check_number(gamma, "gamma", minimum=0)
+        self.classes = _class_list(classes)
+        self.reduction = _check_reduction(reduction)
 
-    def forward(self, probs: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(probs, target, self.gamma, self.classes, self.reduction)
+    def forward(self, probs: Tensor, target: Tensor, *, validate: bool = True) -> Tensor:
+        return focal_loss(probs, target, self.gamma, self.classes, self.reduction, validate=validate)
 
 
-class GeneralizedDiceLoss(nn.Module):
+class GeneralizedDiceLoss(_Loss):
     """Module form of :func:`generalized_dice_loss`; ``forward(probs, target)``."""
 
-    def __init__(self, classes: Sequence[int] | None = None, weighting: Literal["sudre", "report"] = "sudre"):
+    def __init__(self, classes: Sequence[int] | None = None, weighting: Weighting = "sudre"):
         super().__init__()
-        check_choice(weighting, "weighting", ("sudre", "report"))
-        self.classes = None if classes is None else list(classes)
-        self.weighting = weighting
+        self.classes = _class_list(classes)
+        self.weighting = check_choice(weighting, "weighting", WEIGHTINGS)
 
-    def forward(self, probs: Tensor, target: Tensor) -> Tensor:
-        return generalized_dice_loss(probs, target, self.classes, self.weighting)
+    def forward(self, probs: Tensor, target: Tensor, *, validate: bool = True) -> Tensor:
+        return generalized_dice_loss(probs, target, self.classes, self.weighting, validate=validate)
 
 
-class DiceLoss(nn.Module):
+class DiceLoss(_Loss):
     """Module form of :func:`dice_loss`; ``forward(probs, target)``."""
 
     def __init__(self, classes: Sequence[int] | None = None, smooth: float = 1e-6):
         super().__init__()
-        self.classes = None if classes is None else list(classes)
-        self.smooth = smooth
+        self.classes = _class_list(classes)
+        self.smooth = check_number(smooth, "smooth", minimum=0, strict=True)
 
-    def forward(self, probs: Tensor, target: Tensor) -> Tensor:
-        return dice_loss(probs, target, self.classes, self.smooth)
+    def forward(self, probs: Tensor, target: Tensor, *, validate: bool = True) -> Tensor:
+        return dice_loss(probs, target, self.classes, self.smooth, validate=validate)
 
 
 # --------------------------------------------------------------------------- schedules
@@ -523,7 +566,8 @@ class CombinedLoss(nn.Module):
 
     ``forward(probs, target, dist_maps, epoch=0)`` returns :class:`LossParts`; the
     weights come from ``schedule.weights(epoch)``. With :class:`ConstantAlpha` this is
-    the report's :math:`L_R + \alpha L_B`. ``boundary=None`` trains the regional loss
+    the report's :math:`L_R + \alpha L_B`. The inputs are checked once for all parts
+    (``validate=False`` skips that, for a caller that has checked them). ``boundary=None`` trains the regional loss
     alone and ``regional=None`` the boundary loss alone (the missing part is reported
     as 0 with weight 0).
 
@@ -550,18 +594,30 @@ class CombinedLoss(nn.Module):
         self.boundary = boundary
         self.schedule = schedule if schedule is not None else ConstantAlpha(0.05)
 
-    def forward(self, probs: Tensor, target: Tensor, dist_maps: Tensor | None = None, epoch: int = 0) -> LossParts:
+    def forward(
+        self, probs: Tensor, target: Tensor, dist_maps: Tensor | None = None, epoch: int = 0, *, validate: bool = True
+    ) -> LossParts:
         w_regional, w_boundary = self.schedule.weights(epoch)
-        zero = torch.zeros((), device=probs.device)
+        if validate:  # once for every part
+            _check_probs(probs)
+            _check_onehot(target, probs)
+            if self.boundary is not None:
+                if dist_maps is None:
+                    raise ValueError("dist_maps must be given when CombinedLoss has a boundary term")
+                _check_dist_maps(dist_maps, probs)
+            for part in (self.regional, self.boundary):
+                if part is not None and getattr(part, "classes", None) is not None:
+                    check_classes(part.classes, probs.shape[1], f"{type(part).__name__}.classes")
+        zero = torch.zeros((), device=probs.device, dtype=_compute_dtype(probs))
         if self.regional is None:
             regional, w_regional = zero, 0.0
-        else:
+        elif isinstance(self.regional, _Loss):
+            regional = self.regional(probs, target, validate=False)
+        else:  # a module of the reader's own
             regional = self.regional(probs, target)
         if self.boundary is None:
             boundary, w_boundary = zero, 0.0
         else:
-            if dist_maps is None:
-                raise ValueError("dist_maps must be given when CombinedLoss has a boundary term")
-            boundary = self.boundary(probs, dist_maps)
+            boundary = self.boundary(probs, dist_maps, validate=False)
         total = w_regional * regional + w_boundary * boundary
         return LossParts(total, regional, boundary, w_regional, w_boundary)

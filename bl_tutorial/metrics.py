@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from bl_tutorial._validation import as_binary_mask, as_label_image, as_spacing, check_same_shape
+from bl_tutorial._validation import as_binary_mask, as_label_image, as_spacing, check_classes, check_same_shape
 from bl_tutorial.distance import boundary_set
 
 __all__ = [
@@ -265,10 +265,9 @@ def per_class(
     pred = as_label_image(pred, num_classes, "pred", ndims=(1, 2, 3))
     target = as_label_image(target, num_classes, "target", ndims=(1, 2, 3))
     check_same_shape(pred, target, "pred", "target")
-    chosen = range(num_classes) if classes is None else list(classes)
-    for k in chosen:
-        if not 0 <= k < num_classes:
-            raise ValueError(f"classes must lie in [0, {num_classes}), got {list(chosen)}")
+    chosen = check_classes(classes, num_classes)
+    if chosen is None:
+        chosen = range(num_classes)
     return np.array([metric(pred == k, target == k, **kwargs) for k in chosen], dtype=float)
 
 

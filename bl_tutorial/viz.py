@@ -62,7 +62,7 @@ def plot_signed_distance(ax, phi: np.ndarray, mask: np.ndarray | None = None, ti
 
 
 def figure_distance_maps(image: np.ndarray, mask: np.ndarray, title: str = "", spacing=None):
-    """The report's Figure 1: input, segmentation, distance map to G0 and to G1 (seed convention)."""
+    """The report's Figure 1: input, segmentation, distance map to G0 and to G1 (exact convention)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 4, figsize=(16, 4.4))
@@ -127,7 +127,7 @@ def explorer_state(
     spacing_y: float = 1.0,
     spacing_x: float = 1.0,
     target: str = "foreground",
-    convention: str = "seed",
+    convention: str = "exact",
     previous_spacing: tuple[float, float] = (1.0, 1.0),
 ) -> ExplorerState:
     """Validate the explorer's controls and compute the map. Never raises on a bad choice.
@@ -155,9 +155,9 @@ def explorer_state(
             notes.append(f"{name} spacing above 10 mm is not shown; used 10")
             value = 10.0
         spacing.append(value)
-    if convention not in ("seed", "official"):
-        notes.append(f"unknown convention {convention!r}; using 'seed'")
-        convention = "seed"
+    if convention not in ("exact", "official"):
+        notes.append(f"unknown convention {convention!r}; using 'exact'")
+        convention = "exact"
     mask = _shape_mask(shape, clamped)
     if target == "background":
         mask = ~mask
@@ -183,7 +183,7 @@ def distance_map_explorer():
     spacing_y = widgets.FloatText(value=1.0, description="row mm")
     spacing_x = widgets.FloatText(value=1.0, description="column mm")
     target = widgets.ToggleButtons(options=["foreground", "background"], description="class")
-    convention = widgets.ToggleButtons(options=["seed", "official"], description="convention")
+    convention = widgets.ToggleButtons(options=["exact", "official"], description="convention")
     message = widgets.HTML()
     output = widgets.Output()
     last = {"spacing": (1.0, 1.0)}
@@ -222,7 +222,7 @@ def distance_map_animation(
 ) -> str:
     """The static equivalent of the explorer: an HTML/JS animation with a slider, no kernel needed.
 
-    Each frame is one (shape, spacing) pair, drawn with the seed and the official
+    Each frame is one (shape, spacing) pair, drawn with the exact and the official
     convention side by side. Returns the HTML string (display it with ``IPython.display.HTML``).
     """
     import matplotlib.pyplot as plt
@@ -235,12 +235,12 @@ def distance_map_animation(
         shape, spacing = frames[index]
         for ax in axes:
             ax.clear()
-        seed = explorer_state(shape, size, *spacing, convention="seed")
+        exact = explorer_state(shape, size, *spacing, convention="exact")
         official = explorer_state(shape, size, *spacing, convention="official")
-        axes[0].imshow(seed.mask, cmap="gray")
+        axes[0].imshow(exact.mask, cmap="gray")
         axes[0].set_title(f"{shape}, spacing {spacing} mm")
         axes[0].axis("off")
-        plot_signed_distance(axes[1], seed.phi, seed.mask, "seed convention", colorbar=False)
+        plot_signed_distance(axes[1], exact.phi, exact.mask, "exact convention", colorbar=False)
         plot_signed_distance(axes[2], official.phi, official.mask, "official convention", colorbar=False)
         return []
 

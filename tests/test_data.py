@@ -2,6 +2,7 @@
 
 import json
 import threading
+from dataclasses import replace
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,7 +38,7 @@ from bl_tutorial.data.transforms import (
 from bl_tutorial.distance import class_distance_maps
 
 SMALL_DRIVE = synthetic.DriveStandinConfig(n_training=2, n_test=1, seed=0)
-SMALL_ACDC = synthetic.AcdcStandinConfig(n_training=2, n_testing=1, seed=0)
+SMALL_ACDC = synthetic.AcdcStandinConfig(n_training=2, n_test=1, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +179,14 @@ def test_invalid_acdc_files(acdc_tree, tmp_path):
 def small_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(sources.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(sources.DATA_ENV, raising=False)
-    monkeypatch.setattr(sources, "_standin_config", lambda name: SMALL_DRIVE if name == "drive" else SMALL_ACDC)
+    use_small_standins(monkeypatch, drive=SMALL_DRIVE, acdc=SMALL_ACDC)
     return tmp_path / "cache"
+
+
+def use_small_standins(monkeypatch, **configs):
+    """Make ensure_dataset generate small stand-ins (config per data-set name)."""
+    for name, config in configs.items():
+        monkeypatch.setitem(sources.DATASETS, name, replace(sources.DATASETS[name], standin=config))
 
 
 def test_ensure_dataset_generates_once_and_reports_standin(small_cache):
@@ -206,7 +213,7 @@ def test_interrupted_generation_leaves_no_tree(small_cache, monkeypatch):
         (Path(root) / "training").mkdir()
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synthetic, "write_acdc_standin", crash)
+    monkeypatch.setitem(sources.DATASETS, "acdc", replace(sources.DATASETS["acdc"], write_standin=crash))
     with pytest.raises(KeyboardInterrupt):
         ensure_dataset("acdc")
     assert not any(p for p in small_cache.iterdir() if p.name.startswith("acdc"))
@@ -215,7 +222,6 @@ def test_interrupted_generation_leaves_no_tree(small_cache, monkeypatch):
 
 def test_partial_final_folder_is_not_taken_as_complete(small_cache, monkeypatch):
     monkeypatch.setenv(sources.CACHE_ENV, str(small_cache))
-    monkeypatch.setattr(sources, "_standin_config", lambda name: SMALL_ACDC)
     name = f"acdc-standin-v{synthetic.GENERATOR_VERSION}-seed0-2x1"
     (small_cache / name / "training").mkdir(parents=True)
     source = ensure_dataset("acdc")

@@ -62,7 +62,7 @@ def test_official_matches_direct_float_formula(backend, data, ndim):
     np.testing.assert_allclose(ours, official_formula(mask, spacing), rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("convention", ["seed", "official"])
+@pytest.mark.parametrize("convention", ["exact", "official"])
 @pytest.mark.parametrize("backend", BACKENDS)
 @given(data=st.data(), num_classes=st.integers(2, 5), ndim=st.sampled_from([2, 3]))
 def test_class_maps_equal_per_class_signed_distance(convention, backend, data, num_classes, ndim):
@@ -118,7 +118,7 @@ def test_anisotropic_3d_axis_order():
 
 
 @pytest.mark.parametrize("fill", [0, 1])
-@pytest.mark.parametrize("convention", ["seed", "official"])
+@pytest.mark.parametrize("convention", ["exact", "official"])
 def test_empty_and_full_masks_give_zeros(fill, convention):
     mask = np.full((4, 5), fill, bool)
     assert not signed_distance(mask, convention=convention).any()
@@ -146,20 +146,20 @@ def test_boundary_set_matches_erosion(mask):
 
 # ----------------------------------------------------------------- bad input
 @pytest.mark.parametrize(
-    "mask, message",
+    "mask, error, message",
     [
-        (np.array([[0, 2], [1, 0]]), "binary"),
-        (np.array([[0.0, np.nan], [1, 0]]), "NaN"),
-        (np.zeros(5, bool), "2D or 3D"),
-        (np.zeros((2, 2, 2, 2), bool), "2D or 3D"),
-        (np.zeros((0, 3), bool), "empty"),
-        (np.array([["a", "b"]]), "dtype"),
+        (np.array([[0, 2], [1, 0]]), ValueError, "binary"),
+        (np.array([[0.0, np.nan], [1, 0]]), ValueError, "NaN"),
+        (np.zeros(5, bool), ValueError, "2D or 3D"),
+        (np.zeros((2, 2, 2, 2), bool), ValueError, "2D or 3D"),
+        (np.zeros((0, 3), bool), ValueError, "empty"),
+        (np.array([["a", "b"]]), TypeError, "dtype"),
     ],
 )
-def test_bad_masks(mask, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_masks(mask, error, message):
+    with pytest.raises(error, match=message):
         signed_distance(mask)
-    with pytest.raises(ValueError, match="mask"):
+    with pytest.raises(error, match="mask"):
         boundary_set(mask)
 
 
@@ -195,7 +195,7 @@ def test_bad_labels_and_options():
         boundary_set(np.eye(3, dtype=bool), connectivity=3)
 
 
-@pytest.mark.parametrize("convention", ["seed", "official"])
+@pytest.mark.parametrize("convention", ["exact", "official"])
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_class_maps_on_compact_nested_classes(convention, ndim):
     """Cardiac-like labels (a big background around small nested classes) take the cropped path."""

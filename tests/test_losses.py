@@ -191,8 +191,12 @@ def test_bad_probabilities():
         dice_loss(probs[:, :1], target[:, :1])
     with pytest.raises(ValueError, match="shape"):
         boundary_loss(probs[0, 0], maps[0, 0])
-    with pytest.raises(ValueError, match="torch.Tensor"):
+    with pytest.raises(TypeError, match="torch.Tensor"):
         boundary_loss(probs.numpy(), maps)
+    with pytest.raises(TypeError, match="floating-point"):
+        boundary_loss(probs, maps.long())
+    with pytest.raises(ValueError, match="at least one image"):
+        cross_entropy(probs[:0], target[:0])  # an empty batch would give NaN
 
 
 def test_bad_targets_maps_and_options():
@@ -209,8 +213,14 @@ def test_bad_targets_maps_and_options():
     nan_maps[0, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match="dist_maps must be finite"):
         boundary_loss(probs, nan_maps)
-    with pytest.raises(ValueError, match=r"classes must be integers in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"classes must lie in \[0, 3\)"):
         boundary_loss(probs, maps, classes=[3])
+    with pytest.raises(TypeError, match="sequence of class indices"):
+        boundary_loss(probs, maps, classes=1)
+    with pytest.raises(TypeError, match="integer class indices"):
+        BoundaryLoss(classes=[1.0])
+    with pytest.raises(ValueError, match=r"BoundaryLoss.classes must lie in \[0, 3\)"):
+        CombinedLoss(None, BoundaryLoss(classes=[5]))(probs, target, maps)
     with pytest.raises(ValueError, match="repeat"):
         boundary_loss(probs, maps, classes=[1, 1])
     with pytest.raises(ValueError, match="at least one class"):
@@ -219,5 +229,53 @@ def test_bad_targets_maps_and_options():
         boundary_loss(probs, maps, reduction="none")
     with pytest.raises(ValueError, match="gamma"):
         focal_loss(probs, target, gamma=-1)
+    with pytest.raises(TypeError, match="gamma must be a number"):
+        focal_loss(probs, target, gamma="2")
+    with pytest.raises(ValueError, match="smooth must be > 0"):
+        dice_loss(probs, target, smooth=0)
     with pytest.raises(ValueError, match="weighting"):
         generalized_dice_loss(probs, target, weighting="squared")
+
+
+# ----------------------------------------------------------------- numerical edge cases
+def test_focal_gradient_is_finite_where_a_voxel_is_certain():
+    logits = torch.tensor([[[[40.0, 0.0]], [[-40.0, 0.0]]]], requires_grad=True)  # p = 1 exactly in float32
+    probs = torch.softmax(logits, 1)
+    target = torch.tensor([[[[1.0, 1.0]], [[0.0, 0.0]]]])
+    assert probs[0, 0, 0, 0].item() == 1.0
+    for gamma in (0.25, 0.5, 2.0):
+        (grad,) = torch.autograd.grad(focal_loss(probs, target, gamma=gamma), logits, retain_graph=True)
+        assert torch.isfinite(grad).all(), gamma
+
+
+def test_cross_entropy_mean_over_a_class_subset_uses_the_official_normaliser():
+    probs, target, _, _ = random_case(4, classes=3)
+    labelled = target[:, [1, 2]].sum()
+    official = -(target[:, [1, 2]] * torch.log(probs[:, [1, 2]] + 1e-10)).sum() / labelled
+    torch.testing.assert_close(cross_entropy(probs, target, classes=[1, 2]), official)
+    everything = -(target * torch.log(probs + 1e-10)).sum(1).mean()
+    torch.testing.assert_close(cross_entropy(probs, target), everything)  # all classes: every voxel
+
+
+def test_float64_inputs_stay_float64_and_pass_gradcheck():
+    probs, target, maps, _ = random_case(5, classes=2)
+    logits = torch.log(probs.double()).detach().requires_grad_(True)
+    for loss in (
+        lambda p: cross_entropy(p, target.double()),
+        lambda p: focal_loss(p, target.double(), gamma=2.0),
+        lambda p: generalized_dice_loss(p, target.double()),
+        lambda p: dice_loss(p, target.double()),
+        lambda p: boundary_loss(p, maps.double()),
+    ):
+        assert loss(torch.softmax(logits, 1)).dtype == torch.float64
+        assert torch.autograd.gradcheck(lambda x, f=loss: f(torch.softmax(x, 1)), (logits,))
+
+
+def test_combined_loss_checks_once_and_unchecked_parts_agree():
+    probs, target, maps, _ = random_case(6, classes=2)
+    loss = CombinedLoss(FocalLoss(), BoundaryLoss(classes=[1]), ConstantAlpha(0.1))
+    checked = loss(probs, target, maps)
+    unchecked = loss(probs, target, maps, validate=False)
+    torch.testing.assert_close(checked.total, unchecked.total)
+    with pytest.raises(ValueError, match="probs must sum to 1"):
+        loss(probs * 0.5, target, maps)

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -139,7 +140,8 @@ def tiny_experiments(tmp_path, monkeypatch):
     monkeypatch.setenv(sources.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.delenv(sources.DATA_ENV, raising=False)
     small = {"drive": synthetic.DriveStandinConfig(3, 1), "acdc": synthetic.AcdcStandinConfig(3, 1)}
-    monkeypatch.setattr(sources, "_standin_config", small.get)
+    for name, config in small.items():
+        monkeypatch.setitem(sources.DATASETS, name, replace(sources.DATASETS[name], standin=config))
     monkeypatch.setitem(experiments.PROFILES, "drive", {"fast": TINY["drive"], "full": TINY["drive"]})
     monkeypatch.setitem(experiments.PROFILES, "acdc", {"fast": TINY["acdc"], "full": TINY["acdc"]})
     return tmp_path

@@ -116,7 +116,7 @@ class DriveDataset(_MapsDataset):
     augment : {"none", "flip", "isometry"}
         ``"flip"``: random horizontal and vertical flips (the report used horizontal
         flips); ``"isometry"``: flips and 90-degree rotations.
-    convention : {"seed", "official"}
+    convention : {"exact", "official"}
         Distance-map convention (computed at the training resolution, unit spacing).
     green_only : bool
         Use the green channel only (1 input channel) instead of RGB (3).
@@ -129,7 +129,7 @@ class DriveDataset(_MapsDataset):
         samples: Sequence[DriveSample],
         size: int = 256,
         augment: Augment = "none",
-        convention: str = "seed",
+        convention: str = "exact",
         green_only: bool = False,
     ):
         self.augment = check_choice(augment, "augment", AUGMENTS)
@@ -194,7 +194,7 @@ class AcdcDataset(_MapsDataset):
         field of view around the heart); None keeps the whole slice.
     phases : sequence of {"ED", "ES"}
     augment : {"none", "flip", "isometry"}
-    convention : {"seed", "official"}
+    convention : {"exact", "official"}
     maps : {"3d", "2d"}
     """
 
@@ -207,7 +207,7 @@ class AcdcDataset(_MapsDataset):
         crop_mm: float | None = None,
         phases: Sequence[str] = ("ED", "ES"),
         augment: Augment = "none",
-        convention: str = "seed",
+        convention: str = "exact",
         maps: Literal["3d", "2d"] = "3d",
     ):
         self.augment = check_choice(augment, "augment", AUGMENTS)

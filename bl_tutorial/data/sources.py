@@ -10,21 +10,92 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bl_tutorial.data import synthetic
+from bl_tutorial._io import atomic_directory, make_dirs
+from bl_tutorial._validation import check_choice
+from bl_tutorial.data import acdc, drive, synthetic
 
 DATA_ENV = "BL_TUTORIAL_DATA"
 """Environment variable naming a folder that holds the real DRIVE and/or ACDC trees."""
 CACHE_ENV = "BL_TUTORIAL_CACHE"
 """Environment variable naming the cache folder for generated stand-ins."""
 STANDIN_MARKER = "STANDIN.json"
-DATASETS = ("drive", "acdc")
 
-__all__ = ["DatasetSource", "ensure_dataset", "cache_dir", "find_real_tree", "DATA_ENV", "CACHE_ENV"]
+__all__ = [
+    "DatasetSpec",
+    "DATASETS",
+    "DatasetSource",
+    "ensure_dataset",
+    "cache_dir",
+    "find_real_tree",
+    "DATA_ENV",
+    "CACHE_ENV",
+]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the package knows about one data set, in one place.
+
+    Adding a data set means adding one of these to :data:`DATASETS` (and a reader);
+    nothing else compares data-set names.
+    """
+
+    name: str
+    """Short name used in code and file names (``"drive"``)."""
+    label: str
+    """Name in prose (``"DRIVE"``)."""
+    marker: str
+    """A glob, relative to the tree's root, that matches only in the official layout."""
+    folders: tuple[str, ...]
+    """Sub-folders of a data root where the official archive unpacks the tree."""
+    layout: str
+    """The official layout in words, for error messages."""
+    how_to_get: str
+    standin: synthetic.DriveStandinConfig | synthetic.AcdcStandinConfig
+    """Default size and seed of the stand-in."""
+    write_standin: Callable[[Path, object], Path]
+    items: tuple[str, str]
+    """What the training and test counts of the stand-in are counted in."""
+
+    def holds(self, folder: Path) -> bool:
+        """Whether ``folder`` is the root of a tree in the official layout."""
+        return any(folder.glob(self.marker))
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "drive": DatasetSpec(
+        name="drive",
+        label="DRIVE",
+        marker="training/images/*.tif",
+        folders=("DRIVE", "drive"),
+        layout="training/images/*.tif, training/1st_manual/*_manual1.gif, training/mask/*_mask.gif",
+        how_to_get=drive.HOW_TO_GET,
+        standin=synthetic.DriveStandinConfig(),
+        write_standin=synthetic.write_drive_standin,
+        items=("training", "test images"),
+    ),
+    "acdc": DatasetSpec(
+        name="acdc",
+        label="ACDC",
+        marker="training/patient[0-9][0-9][0-9]/Info.cfg",
+        folders=("ACDC", "ACDC/database", "database", "acdc"),
+        layout="training/patientXXX/Info.cfg and patientXXX_frameYY[_gt].nii.gz",
+        how_to_get=acdc.HOW_TO_GET,
+        standin=synthetic.AcdcStandinConfig(),
+        write_standin=synthetic.write_acdc_standin,
+        items=("training", "testing patients"),
+    ),
+}
+"""The data sets the package reads, by short name."""
+
+
+def _spec(name: str) -> DatasetSpec:
+    return DATASETS[check_choice(name, "name", tuple(DATASETS))]
 
 
 @dataclass(frozen=True)
@@ -49,9 +120,8 @@ class DatasetSource:
 
     def describe(self) -> str:
         """One line for notebooks and logs, e.g. ``Data: DRIVE stand-in (synthetic, generator v1, seed 0)``."""
-        label = {"drive": "DRIVE", "acdc": "ACDC"}[self.name]
         what = "real data set" if self.is_real else "stand-in"
-        return f"Data: {label} {what}{f' ({self.note})' if self.note else ''} at {self.root}"
+        return f"Data: {_spec(self.name).label} {what}{f' ({self.note})' if self.note else ''} at {self.root}"
 
     def __str__(self) -> str:
         return self.describe()
@@ -67,73 +137,43 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("bl_tutorial"))
 
 
-def _candidates(name: str, root: Path) -> list[Path]:
-    if name == "drive":
-        return [root, root / "DRIVE", root / "drive"]
-    return [root, root / "ACDC", root / "ACDC" / "database", root / "database", root / "acdc"]
-
-
-def _holds(name: str, folder: Path) -> bool:
-    if name == "drive":
-        return any((folder / "training" / "images").glob("*.tif"))
-    return any((folder / "training").glob("patient[0-9][0-9][0-9]/Info.cfg"))
-
-
 def find_real_tree(name: str, root: Path | str) -> Path | None:
     """The folder under ``root`` that holds ``name`` in the official layout, or None.
 
     Looks in ``root`` itself and in the folders the official archives unpack to
     (``DRIVE/``; ``ACDC/database/``, ``database/``).
     """
+    spec = _spec(name)
     root = Path(root).expanduser()
-    for folder in _candidates(name, root):
-        if _holds(name, folder):
+    for folder in [root, *(root / sub for sub in spec.folders)]:
+        if spec.holds(folder):
             return folder
     if root.is_dir():  # archives that unpack into a folder of their own (DRIVE/DRIVE/...)
         for child in sorted(p for p in root.iterdir() if p.is_dir()):
-            for folder in [child, *_candidates(name, child)]:
-                if _holds(name, folder):
+            for folder in [child, *(child / sub for sub in spec.folders)]:
+                if spec.holds(folder):
                     return folder
     return None
 
 
-def _layout_hint(name: str) -> str:
-    if name == "drive":
-        from bl_tutorial.data.drive import HOW_TO_GET
-
-        return "training/images/*.tif, training/1st_manual/*_manual1.gif, training/mask/*_mask.gif. " + HOW_TO_GET
-    from bl_tutorial.data.acdc import HOW_TO_GET
-
-    return "training/patientXXX/Info.cfg and patientXXX_frameYY[_gt].nii.gz. " + HOW_TO_GET
-
-
-def _standin_config(name: str):
-    return synthetic.DriveStandinConfig() if name == "drive" else synthetic.AcdcStandinConfig()
-
-
-def _generate_standin(name: str, config) -> Path:
+def _generate_standin(spec: DatasetSpec, config) -> Path:
     """Generate (once) and return the cached stand-in tree; atomic by rename."""
     base = cache_dir()
-    counts = f"{config.n_training}x{getattr(config, 'n_test', getattr(config, 'n_testing', 0))}"
-    final = base / f"{name}-standin-v{synthetic.GENERATOR_VERSION}-seed{config.seed}-{counts}"
+    counts = f"{config.n_training}x{config.n_test}"
+    final = base / f"{spec.name}-standin-v{synthetic.GENERATOR_VERSION}-seed{config.seed}-{counts}"
     if (final / STANDIN_MARKER).is_file():
         return final
-    base.mkdir(parents=True, exist_ok=True)
+    make_dirs(base)
     if final.exists():  # a folder without its marker is not a finished tree
         shutil.rmtree(final, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=base))
     try:
-        writer = synthetic.write_drive_standin if name == "drive" else synthetic.write_acdc_standin
-        writer(staging, config)
-        marker = {"dataset": name, "generator_version": synthetic.GENERATOR_VERSION, **config.__dict__}
-        (staging / STANDIN_MARKER).write_text(json.dumps(marker, indent=1))  # written last
-        try:
-            os.replace(staging, final)
-        except OSError:  # another process finished first: keep theirs
-            if not (final / STANDIN_MARKER).is_file():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with atomic_directory(final) as staging:
+            spec.write_standin(staging, config)
+            marker = {"dataset": spec.name, "generator_version": synthetic.GENERATOR_VERSION, **config.__dict__}
+            (staging / STANDIN_MARKER).write_text(json.dumps(marker, indent=1))  # written last
+    except (FileExistsError, OSError):
+        if not (final / STANDIN_MARKER).is_file():  # another process finished first: keep theirs
+            raise
     return final
 
 
@@ -169,8 +209,7 @@ def ensure_dataset(name: str, root: Path | str | None = None, config=None) -> Da
     >>> source.kind in ("real", "stand-in"), source.describe().startswith("Data: ACDC")
     (True, True)
     """
-    if name not in DATASETS:
-        raise ValueError(f"name must be one of {list(DATASETS)}, got {name!r}")
+    spec = _spec(name)
     if root is not None:
         root = Path(root).expanduser()
         if (root / STANDIN_MARKER).is_file():
@@ -178,7 +217,7 @@ def ensure_dataset(name: str, root: Path | str | None = None, config=None) -> Da
         found = find_real_tree(name, root)
         if found is None:
             raise FileNotFoundError(
-                f"{root}: does not hold {name.upper()} in the official layout: {_layout_hint(name)}"
+                f"{root}: does not hold {spec.label} in the official layout: {spec.layout}. {spec.how_to_get}"
             )
         return DatasetSource(name, found, "real")
     env_root = os.environ.get(DATA_ENV)
@@ -187,12 +226,10 @@ def ensure_dataset(name: str, root: Path | str | None = None, config=None) -> Da
         found = find_real_tree(name, env_root)
         if found is not None:
             return DatasetSource(name, found, "real", f"from ${DATA_ENV}")
-        env_note = f"; ${DATA_ENV}={env_root} holds no {name.upper()} tree"
-    config = config if config is not None else _standin_config(name)
-    folder = _generate_standin(name, config)
-    if name == "drive":
-        size = f"{config.n_training} training + {config.n_test} test images"
-    else:
-        size = f"{config.n_training} training + {config.n_testing} testing patients"
+        env_note = f"; ${DATA_ENV}={env_root} holds no {spec.label} tree"
+    config = config if config is not None else spec.standin
+    folder = _generate_standin(spec, config)
+    training, test = spec.items
+    size = f"{config.n_training} {training} + {config.n_test} {test}"
     note = f"synthetic, generator v{synthetic.GENERATOR_VERSION}, seed {config.seed}, {size}{env_note}"
     return DatasetSource(name, folder, "stand-in", note)

@@ -243,7 +243,7 @@ class AcdcStandinConfig:
     """How many patients the ACDC-like tree holds (the real set: 100 + 50)."""
 
     n_training: int = 30
-    n_testing: int = 10
+    n_test: int = 10
     seed: int = 0
 
 
@@ -372,7 +372,7 @@ def write_acdc_standin(root: Path | str, config: AcdcStandinConfig = AcdcStandin
     the header, as in the real set. The 4D cine file of the real set is not written.
     """
     root = Path(root)
-    splits = [("training", range(1, 1 + config.n_training)), ("testing", range(101, 101 + config.n_testing))]
+    splits = [("training", range(1, 1 + config.n_training)), ("testing", range(101, 101 + config.n_test))]
     jobs = [(root / split, number, config.seed * 1000 + number) for split, numbers in splits for number in numbers]
     for _ in _map_parallel(_write_acdc_patient, jobs):
         pass
