@@ -23,8 +23,9 @@ from _timing import median_seconds
 
 from bl_tutorial.device import device_banner, get_device
 from bl_tutorial.distance import class_distance_maps
-from bl_tutorial.experiments import PROFILES
-from bl_tutorial.losses import BoundaryLoss, CombinedLoss, ConstantAlpha, GeneralizedDiceLoss, boundary_loss
+from bl_tutorial.combined import CombinedLoss, ConstantAlpha
+from bl_tutorial.losses import BoundaryLoss, GeneralizedDiceLoss, boundary_loss
+from bl_tutorial.tasks import TASKS
 from bl_tutorial.models import ENet, UNet
 
 
@@ -97,7 +98,7 @@ def main() -> None:
     )
 
     # 3: throughput
-    sizes = sorted({256, PROFILES["drive"]["fast"].image_size, PROFILES["acdc"]["fast"].image_size})
+    sizes = sorted({256, TASKS["drive"].profiles["fast"].image_size, TASKS["acdc"].profiles["fast"].image_size})
     for name, factory, channels, classes in [
         ("UNet base 8", partial(UNet, 3, 2, 8), 3, 2),
         ("UNet base 16", partial(UNet, 3, 2, 16), 3, 2),
@@ -114,7 +115,7 @@ def main() -> None:
     print(f"peak memory: {peak_memory_mib(device):.0f} MiB ({'GPU' if device.type == 'cuda' else 'process RSS'})")
 
     # 4: projection of the full DRIVE grid on this device
-    full = PROFILES["drive"]["full"]
+    full = TASKS["drive"].profiles["full"]
     torch.manual_seed(0)
     batch = make_batch(full.batch_size, 3, full.image_size, 2, device)
     rate = images_per_second(UNet(3, 2, full.width).to(device), *batch, 3)

@@ -15,7 +15,10 @@ import torch
 FORCE_CPU_ENV = "BL_TUTORIAL_FORCE_CPU"
 """Set this environment variable to 1 to ignore any GPU (e.g. to reproduce CI)."""
 
-__all__ = ["get_device", "device_banner", "seed_everything", "seed_worker", "FORCE_CPU_ENV"]
+__all__ = ["get_device", "resolve_device", "device_banner", "seed_everything", "seed_worker", "FORCE_CPU_ENV"]
+
+DEVICE_FORMS = "'cpu', 'cuda', 'cuda:N' or 'mps'"
+"""The device names :func:`resolve_device` accepts."""
 
 
 def _force_cpu() -> bool:
@@ -46,17 +49,77 @@ def get_device() -> torch.device:
     return torch.device("cpu")
 
 
+def resolve_device(device: torch.device | str | None = None) -> torch.device:
+    """The device to use: :func:`get_device` for None, else ``device`` once checked to exist here.
+
+    Parameters
+    ----------
+    device : torch.device, str or None
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (or the same as a
+        ``torch.device``); None picks the best available one.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    TypeError
+        ``device`` is neither a string, a ``torch.device`` nor None.
+    ValueError
+        The string is not a device name, or the device is not available on this machine
+        (no CUDA, a GPU index out of range, no Apple MPS): the message says which are.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    >>> resolve_device(None) == get_device()
+    True
+    """
+    if device is None:
+        return get_device()
+    if isinstance(device, str):
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"device must be {DEVICE_FORMS}, got {device!r}") from None
+    elif not isinstance(device, torch.device):
+        raise TypeError(f"device must be a torch.device, a string or None, got {type(device).__name__} {device!r}")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be {DEVICE_FORMS}, got {str(device)!r}")
+    if not _is_available(device):
+        available = ", ".join(_available_devices())
+        raise ValueError(f"device {str(device)!r} is not available on this machine (available: {available})")
+    return device
+
+
+def _is_available(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    if device.type == "mps":
+        return _mps_available() and device.index in (None, 0)
+    return True  # the CPU
+
+
+def _available_devices() -> list[str]:
+    """Names of the devices this machine has: "cpu", then "cuda:0"... and "mps" where present."""
+    cuda = [f"cuda:{index}" for index in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return ["cpu", *cuda, *(["mps"] if _mps_available() else [])]
+
+
 def device_banner(device: torch.device | str | None = None) -> str:
     """One line: the device, its name and memory, and the torch version.
 
-    On a CPU it says so plainly and tells Colab users how to get a GPU.
+    On a CPU it says so plainly and tells Colab users how to get a GPU. A device that
+    this machine does not have is an error (see :func:`resolve_device`), never announced.
 
     Examples
     --------
     >>> device_banner("cpu").startswith("Device: CPU")
     True
     """
-    device = get_device() if device is None else torch.device(device)
+    device = resolve_device(device)
     version = f"torch {torch.__version__}"
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()

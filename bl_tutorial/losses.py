@@ -10,7 +10,9 @@ thin :class:`torch.nn.Module` wrapper, and checks its input at the top.
 * :func:`generalized_dice_loss` - eq. 6, Sudre et al. 2017.
 * :func:`focal_loss` - eq. 7, Lin et al. 2017.
 * :func:`dice_loss` - the soft Dice loss, 1 - DSC.
-* :class:`CombinedLoss` - :math:`w_R L_R + w_B L_B` (eq. 8) with an alpha schedule.
+
+Their combination :math:`L_R + \alpha L_B` (eq. 8), the alpha schedules and the named
+recipes (``"gdl+bl"``, ...) are in :mod:`bl_tutorial.combined`.
 
 Losses are computed in float32 even when the network runs in half precision (float64
 inputs stay float64, so that ``torch.autograd.gradcheck`` applies). Wrong types raise
@@ -21,8 +23,7 @@ callers that have made them already (:class:`CombinedLoss` does, once per step).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -48,13 +49,6 @@ __all__ = [
     "GeneralizedDiceLoss",
     "FocalLoss",
     "DiceLoss",
-    "CombinedLoss",
-    "LossParts",
-    "ConstantAlpha",
-    "LinearAlpha",
-    "RebalanceAlpha",
-    "alpha_schedule",
-    "SCHEDULES",
 ]
 
 
@@ -482,142 +476,3 @@ class DiceLoss(_Loss):
 
     def forward(self, probs: Tensor, target: Tensor, *, validate: bool = True) -> Tensor:
         return dice_loss(probs, target, self.classes, self.smooth, validate=validate)
-
-
-# --------------------------------------------------------------------------- schedules
-@dataclass(frozen=True)
-class ConstantAlpha:
-    """:math:`L = L_R + \\alpha L_B` with a fixed alpha (eq. 8); the report uses 0.05."""
-
-    alpha: float = 0.05
-
-    def __post_init__(self):
-        if not self.alpha >= 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha!r}")
-
-    def weights(self, epoch: int) -> tuple[float, float]:
-        """(regional weight, boundary weight) for ``epoch`` (0-based)."""
-        return 1.0, float(self.alpha)
-
-
-@dataclass(frozen=True)
-class LinearAlpha:
-    """Alpha grows linearly: ``min(stop, start + step * epoch)``; the regional weight stays 1."""
-
-    start: float = 0.01
-    step: float = 0.01
-    stop: float = 1.0
-
-    def __post_init__(self):
-        if not (self.start >= 0 and self.step >= 0 and self.stop >= self.start):
-            raise ValueError(f"LinearAlpha needs 0 <= start <= stop and step >= 0, got {self}")
-
-    def weights(self, epoch: int) -> tuple[float, float]:
-        return 1.0, float(min(self.stop, self.start + self.step * epoch))
-
-
-@dataclass(frozen=True)
-class RebalanceAlpha:
-    """The official code's "steal" schedule: weight moves from the regional to the boundary term.
-
-    Starting from weights ``(1, start)``, after each epoch the regional weight becomes
-    ``max(floor, w_R - step)`` and the boundary weight ``w_B + step``, so at epoch ``e``:
-    ``w_R = max(floor, 1 - step*e)`` and ``w_B = start + step*e``. The paper writes it as
-    :math:`\\alpha L_R + (1 - \\alpha) L_B` with alpha falling by 0.01 per epoch.
-    """
-
-    start: float = 0.01
-    step: float = 0.01
-    floor: float = 0.1
-
-    def __post_init__(self):
-        if not (self.start >= 0 and self.step >= 0 and 0 <= self.floor <= 1):
-            raise ValueError(f"RebalanceAlpha needs start >= 0, step >= 0, 0 <= floor <= 1, got {self}")
-
-    def weights(self, epoch: int) -> tuple[float, float]:
-        return max(self.floor, 1.0 - self.step * epoch), self.start + self.step * epoch
-
-
-SCHEDULES = {"constant": ConstantAlpha, "linear": LinearAlpha, "rebalance": RebalanceAlpha}
-
-
-def alpha_schedule(name: str, **params) -> ConstantAlpha | LinearAlpha | RebalanceAlpha:
-    """Build a schedule by name: ``"constant"``, ``"linear"`` or ``"rebalance"``.
-
-    >>> alpha_schedule("rebalance").weights(5)
-    (0.95, 0.060000000000000005)
-    """
-    check_choice(name, "schedule", tuple(SCHEDULES))
-    return SCHEDULES[name](**params)
-
-
-class LossParts(NamedTuple):
-    """What :class:`CombinedLoss` returns: the total and each part (unweighted and weights)."""
-
-    total: Tensor
-    regional: Tensor
-    boundary: Tensor
-    regional_weight: float
-    boundary_weight: float
-
-
-class CombinedLoss(nn.Module):
-    r"""Regional plus boundary loss, :math:`w_R(e)\,L_R + w_B(e)\,L_B` (eq. 8).
-
-    ``forward(probs, target, dist_maps, epoch=0)`` returns :class:`LossParts`; the
-    weights come from ``schedule.weights(epoch)``. With :class:`ConstantAlpha` this is
-    the report's :math:`L_R + \alpha L_B`. The inputs are checked once for all parts
-    (``validate=False`` skips that, for a caller that has checked them). ``boundary=None`` trains the regional loss
-    alone and ``regional=None`` the boundary loss alone (the missing part is reported
-    as 0 with weight 0).
-
-    Examples
-    --------
-    >>> import torch
-    >>> loss = CombinedLoss(GeneralizedDiceLoss(), BoundaryLoss(classes=[1]), ConstantAlpha(0.05))
-    >>> target = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
-    >>> phi = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
-    >>> loss(target, target, phi).total
-    tensor(0.)
-    """
-
-    def __init__(
-        self,
-        regional: nn.Module | None,
-        boundary: BoundaryLoss | None = None,
-        schedule: ConstantAlpha | LinearAlpha | RebalanceAlpha | None = None,
-    ):
-        super().__init__()
-        if regional is None and boundary is None:
-            raise ValueError("CombinedLoss needs a regional loss, a boundary loss, or both; got neither")
-        self.regional = regional
-        self.boundary = boundary
-        self.schedule = schedule if schedule is not None else ConstantAlpha(0.05)
-
-    def forward(
-        self, probs: Tensor, target: Tensor, dist_maps: Tensor | None = None, epoch: int = 0, *, validate: bool = True
-    ) -> LossParts:
-        w_regional, w_boundary = self.schedule.weights(epoch)
-        if validate:  # once for every part
-            _check_probs(probs)
-            _check_onehot(target, probs)
-            if self.boundary is not None:
-                if dist_maps is None:
-                    raise ValueError("dist_maps must be given when CombinedLoss has a boundary term")
-                _check_dist_maps(dist_maps, probs)
-            for part in (self.regional, self.boundary):
-                if part is not None and getattr(part, "classes", None) is not None:
-                    check_classes(part.classes, probs.shape[1], f"{type(part).__name__}.classes")
-        zero = torch.zeros((), device=probs.device, dtype=_compute_dtype(probs))
-        if self.regional is None:
-            regional, w_regional = zero, 0.0
-        elif isinstance(self.regional, _Loss):
-            regional = self.regional(probs, target, validate=False)
-        else:  # a module of the reader's own
-            regional = self.regional(probs, target)
-        if self.boundary is None:
-            boundary, w_boundary = zero, 0.0
-        else:
-            boundary = self.boundary(probs, dist_maps, validate=False)
-        total = w_regional * regional + w_boundary * boundary
-        return LossParts(total, regional, boundary, w_regional, w_boundary)

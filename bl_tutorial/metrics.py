@@ -7,7 +7,8 @@ outside it are ignored. Surface metrics take a per-axis ``spacing`` in millimetr
 Conventions for empty inputs, chosen so that averages stay defined:
 
 * Dice, IoU, precision, recall: prediction and truth both empty score 1.0; a score whose
-  denominator is zero while the other mask is not empty is 0.0.
+  denominator is zero while the other mask is not empty is 0.0. A region of interest
+  ``mask`` that selects no voxel leaves nothing to score: a ``ValueError``.
 * HD95 and ASSD: both empty give 0.0; exactly one empty gives the diagonal of the image
   in millimetres (the largest distance the grid allows), a finite worst case.
 
@@ -23,7 +24,14 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage
 
-from bl_tutorial._validation import as_binary_mask, as_label_image, as_spacing, check_classes, check_same_shape
+from bl_tutorial._validation import (
+    as_binary_mask,
+    as_label_image,
+    as_spacing,
+    check_classes,
+    check_num_classes,
+    check_same_shape,
+)
 from bl_tutorial.distance import boundary_set
 
 __all__ = [
@@ -59,6 +67,11 @@ def _pair(pred, target, mask=None) -> tuple[np.ndarray, np.ndarray]:
     if mask is not None:
         roi = as_binary_mask(mask, "mask", ndims=(1, 2, 3))
         check_same_shape(pred, roi, "pred", "mask")
+        if not roi.any():
+            raise ValueError(
+                f"mask selects no voxel (all {roi.size} are False): there is nothing to score inside it. "
+                "Expected a region of interest with at least one True voxel, or mask=None for the whole image"
+            )
         return pred[roi], target[roi]
     return pred, target
 
@@ -98,6 +111,11 @@ def dice_score(pred, target, mask=None) -> float:
     -------
     float
         In [0, 1]; 1.0 when both are empty.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, a mask is not binary, or ``mask`` selects no voxel.
 
     Examples
     --------
@@ -285,6 +303,14 @@ def batch_dice(pred_labels, target_labels, num_classes: int, roi=None):
     """
     import torch
 
+    tensors = {"pred_labels": pred_labels, "target_labels": target_labels, "roi": roi}
+    for name, value in tensors.items():
+        if not isinstance(value, torch.Tensor) and not (name == "roi" and value is None):
+            raise TypeError(
+                f"{name} must be a torch tensor (batch_dice works on the tensors' device; use dice_score or "
+                f"per_class for NumPy arrays), got {type(value).__name__}"
+            )
+    check_num_classes(num_classes)
     if pred_labels.shape != target_labels.shape:
         raise ValueError(
             f"pred_labels and target_labels must have the same shape, "

@@ -1,103 +1,45 @@
-"""One training loop for both data sets: device, mixed precision, history, best epoch, checkpoints.
+"""The training loop of every experiment, in named steps a reader can follow.
 
-:func:`train` fits a model with a :class:`LossSpec` (regional loss, boundary loss, or
-both with an alpha schedule) and records, per epoch: the total loss and its parts (raw
-and weighted), the weights, Dice per class on training and validation, the validation
-losses, HD95 on validation when asked, and the time. The best epoch is chosen on the mean
-validation Dice of the foreground classes. Checkpoints hold everything needed to resume
-(model, optimiser, scheduler, history, best state, RNG states), are written atomically,
-and load with ``weights_only=True``. Every epoch reseeds the generators from
-``(seed, epoch)``, so a run interrupted and resumed reaches the same history as one that
-was not (on the CPU).
+:func:`train` fits a model with a :class:`~bl_tutorial.combined.LossSpec`: a regional
+loss, the boundary loss, or both with an alpha schedule. Read it top to bottom:
+
+1. :func:`_start` - the optimiser, the learning-rate schedule and the mixed-precision
+   settings (:func:`_precision`, the one place that decides them);
+2. :func:`_resume` - continue from a checkpoint, refusing one made with other settings;
+3. :func:`run_epoch` - one pass over a loader: softmax, loss, backward step, and the
+   epoch's means (loss parts raw and weighted, monitors, Dice per class, HD95);
+4. the selected epoch - the best mean validation Dice of the foreground classes;
+5. :func:`_save_checkpoint` - everything needed to resume, written atomically.
+
+Each epoch reseeds the generators from ``(seed, epoch)``, so a run interrupted and
+resumed reaches the same history as one that was not (on the CPU). Batches carry their
+own spacing, so the loop never asks the dataset about its items.
 """
 
 from __future__ import annotations
 
 import copy
-import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from bl_tutorial.device import get_device, seed_everything, seed_worker
-from bl_tutorial.losses import (
-    SCHEDULES,
-    BoundaryLoss,
-    CombinedLoss,
-    CrossEntropyLoss,
-    DiceLoss,
-    FocalLoss,
-    GeneralizedDiceLoss,
-    alpha_schedule,
-    boundary_loss,
-    dice_loss,
-)
+from bl_tutorial._io import atomic_path
+from bl_tutorial._validation import check_choice
+from bl_tutorial.combined import CombinedLoss, LossSpec
+from bl_tutorial.device import resolve_device, seed_everything, seed_worker
+from bl_tutorial.losses import boundary_loss, dice_loss
 from bl_tutorial.metrics import batch_dice, hd95
 
-REGIONAL_LOSSES = {"ce": CrossEntropyLoss, "gdl": GeneralizedDiceLoss, "focal": FocalLoss, "dice": DiceLoss}
+LrSchedule = Literal["constant", "cosine"]
 
-__all__ = ["LossSpec", "TrainConfig", "TrainResult", "train", "predict", "REGIONAL_LOSSES"]
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """What to minimise: ``regional`` ("ce", "gdl", "focal", "dice" or None) plus, if
-    ``boundary``, the boundary loss on ``boundary_classes`` (None = all) weighted by an
-    alpha schedule ("constant" with ``alpha``, "linear", or "rebalance").
-
-    Build one from a short name with :meth:`parse`: ``"gdl+bl"``, ``"ce"``, ``"bl"``.
-    """
-
-    regional: str | None
-    boundary: bool
-    alpha: float = 0.05
-    schedule: str = "constant"
-    boundary_classes: tuple[int, ...] | None = None
-
-    def __post_init__(self):
-        if self.regional is not None and self.regional not in REGIONAL_LOSSES:
-            raise ValueError(f"regional must be one of {list(REGIONAL_LOSSES)} or None, got {self.regional!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {list(SCHEDULES)}, got {self.schedule!r}")
-        if self.regional is None and not self.boundary:
-            raise ValueError("a LossSpec needs a regional loss, the boundary loss, or both")
-
-    @classmethod
-    def parse(cls, name: str, **options) -> LossSpec:
-        """``"gdl+bl"`` -> GDL + alpha BL; ``"ce"`` -> CE alone; ``"bl"`` -> boundary loss alone."""
-        parts = name.lower().split("+")
-        valid = [*REGIONAL_LOSSES, "bl"]
-        if not parts or any(p not in valid for p in parts) or len(set(parts)) != len(parts) or parts.count("bl") > 1:
-            examples = ", ".join([*REGIONAL_LOSSES, *(f"{r}+bl" for r in REGIONAL_LOSSES), "bl"])
-            raise ValueError(f"unknown loss {name!r}; valid names: {examples}")
-        regional = [p for p in parts if p != "bl"]
-        if len(regional) > 1:
-            raise ValueError(f"loss {name!r} names two regional losses; use one, optionally with '+bl'")
-        boundary = "bl" in parts
-        if boundary and not regional:
-            options.setdefault("alpha", 1.0)
-        return cls(regional[0] if regional else None, boundary, **options)
-
-    @property
-    def name(self) -> str:
-        return "+".join(([self.regional] if self.regional else []) + (["bl"] if self.boundary else []))
-
-    def build(self) -> CombinedLoss:
-        """The :class:`~bl_tutorial.losses.CombinedLoss` this spec describes."""
-        regional = REGIONAL_LOSSES[self.regional]() if self.regional else None
-        classes = None if self.boundary_classes is None else list(self.boundary_classes)
-        boundary = BoundaryLoss(classes) if self.boundary else None
-        if self.schedule == "constant":
-            schedule = alpha_schedule("constant", alpha=self.alpha)
-        else:
-            schedule = alpha_schedule(self.schedule)
-        return CombinedLoss(regional, boundary, schedule)
+__all__ = ["TrainConfig", "TrainResult", "train", "run_epoch", "predict"]
 
 
 @dataclass(frozen=True)
@@ -109,12 +51,15 @@ class TrainConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.99)
     weight_decay: float = 0.0
-    lr_schedule: str = "constant"  # or "cosine"
+    lr_schedule: LrSchedule = "constant"
     seed: int = 0
     num_workers: int = 0
-    amp: bool = True  # mixed precision, CUDA only
-    channels_last: bool = True  # CUDA only
-    val_hd95: bool = False  # HD95 per class on validation every epoch
+    amp: bool = True
+    """Mixed precision (bfloat16 where supported, else float16 with loss scaling); CUDA only."""
+    channels_last: bool = True
+    """Channels-last memory format; CUDA only."""
+    val_hd95: bool = False
+    """HD95 per foreground class on validation, every epoch (slow: a CPU surface distance per image)."""
     quiet: bool = False
 
     def __post_init__(self):
@@ -122,21 +67,62 @@ class TrainConfig:
             raise ValueError(
                 f"epochs, batch_size and lr must be positive, got {self.epochs}, {self.batch_size}, {self.lr}"
             )
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        check_choice(self.lr_schedule, "lr_schedule", ("constant", "cosine"))
+
+
+RESUMABLE_DIFFERENCES = ("quiet", "num_workers")
+"""Settings a checkpoint may be resumed with under another value (they do not change the run)."""
 
 
 @dataclass
 class TrainResult:
-    """What :func:`train` returns: the history, the best epoch and the model at that epoch."""
+    """What :func:`train` returns.
+
+    ``model`` holds the weights of the selected (best validation) epoch once the run is
+    finished; ``last_state`` is the state dict of the last epoch trained, so that both can
+    be scored.
+    """
 
     history: list[dict]
     best_epoch: int
     best_score: float
     model: nn.Module
+    last_state: dict
     finished: bool = True
-    device: str = "cpu"
-    config: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Precision:
+    """How the forward pass runs: autocast dtype (None: full precision), loss scaling, memory format."""
+
+    autocast: torch.dtype | None = None
+    scaler: torch.amp.GradScaler | None = None
+    channels_last: bool = False
+
+
+def _precision(device: torch.device, config: TrainConfig) -> _Precision:
+    """The one place that decides mixed precision: bfloat16 on CUDA where supported, else
+    float16 with a gradient scaler; full precision on CPU and MPS or when ``amp`` is off."""
+    channels_last = config.channels_last and device.type == "cuda"
+    if not (config.amp and device.type == "cuda"):
+        return _Precision(channels_last=channels_last)
+    if torch.cuda.is_bf16_supported():
+        return _Precision(torch.bfloat16, None, channels_last)
+    return _Precision(torch.float16, torch.amp.GradScaler("cuda"), channels_last)
+
+
+@dataclass
+class _Run:
+    """The state of one training run: what a checkpoint holds besides the RNG states."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: _Precision
+    history: list
+    best_epoch: int = -1
+    best_score: float = -1.0
+    best_state: dict | None = None
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -163,32 +149,20 @@ def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
 
 
-def _save_atomic(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    torch.save(payload, partial)
-    os.replace(partial, path)
-
-
 def _loader(dataset: Dataset, config: TrainConfig, shuffle: bool, seed: int, device: torch.device) -> DataLoader:
-    generator = torch.Generator().manual_seed(seed)
     return DataLoader(
         dataset,
         batch_size=config.batch_size,
         shuffle=shuffle,
         num_workers=config.num_workers,
         worker_init_fn=seed_worker,
-        generator=generator,
+        generator=torch.Generator().manual_seed(seed),
         pin_memory=device.type == "cuda",
     )
 
 
-def _foreground(num_classes: int) -> list[int]:
-    return list(range(1, num_classes))
-
-
 class _Means:
-    """Running sums of named scalars and per-class vectors."""
+    """Running sums of named scalars and per-class vectors (tensors stay on the device)."""
 
     def __init__(self):
         self.sums: dict[str, torch.Tensor | float] = {}
@@ -207,76 +181,184 @@ class _Means:
         return out
 
 
-def _run_batches(model, loader, loss_fn, epoch, device, config, optimizer=None, scaler=None, dataset=None):
-    """One pass over ``loader``; trains when ``optimizer`` is given. Returns the epoch's means."""
+# --------------------------------------------------------------------------- steps
+def _start(model: nn.Module, loss: LossSpec, config: TrainConfig, device: torch.device) -> _Run:
+    """Step 1: move the model, build the optimiser, the lr schedule and the precision settings."""
+    precision = _precision(device, config)
+    model = model.to(device, memory_format=torch.channels_last) if precision.channels_last else model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    if config.lr_schedule == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    else:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    return _Run(model, optimizer, scheduler, precision, history=[])
+
+
+def _settings(config: TrainConfig, loss: LossSpec) -> dict:
+    """The settings a checkpoint records, as plain JSON-like values."""
+    return {"config": asdict(config), "loss": asdict(loss)}
+
+
+def _differences(saved: dict, current: dict) -> list[str]:
+    """Names and values of the settings that differ between a checkpoint and this call."""
+    found = []
+    for group in ("config", "loss"):
+        old, new = saved.get(group, {}), current[group]
+        for key in sorted(set(old) | set(new)):
+            if key in RESUMABLE_DIFFERENCES:
+                continue
+            a, b = old.get(key), new.get(key)
+            if (list(a) if isinstance(a, tuple) else a) != (list(b) if isinstance(b, tuple) else b):
+                found.append(f"{key}: checkpoint {a!r}, now {b!r}")
+    return found
+
+
+def _resume(run: _Run, checkpoint: Path, config: TrainConfig, loss: LossSpec, device: torch.device) -> int:
+    """Step 2: load a checkpoint into ``run``; return the next epoch. Refuses other settings."""
+    saved = torch.load(checkpoint, map_location=device, weights_only=True)
+    differing = _differences(saved.get("settings", {}), _settings(config, loss))
+    if differing:
+        raise ValueError(
+            f"{checkpoint}: this checkpoint was made with other settings ({'; '.join(differing)}); "
+            "resuming would mix two runs in one history. Use the same settings, another checkpoint path, "
+            "or resume=False to start over."
+        )
+    run.model.load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.scheduler.load_state_dict(saved["scheduler"])
+    if run.precision.scaler is not None and saved.get("scaler"):
+        run.precision.scaler.load_state_dict(saved["scaler"])
+    run.history = saved["history"]
+    run.best_epoch, run.best_score, run.best_state = saved["best_epoch"], saved["best_score"], saved["best_model"]
+    _set_rng_state(saved["rng"])
+    return saved["epoch"] + 1
+
+
+def _save_checkpoint(run: _Run, epoch: int, path: Path, settings: dict) -> None:
+    """Step 5: everything needed to resume after ``epoch``, written atomically."""
+    payload = {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.precision.scaler.state_dict() if run.precision.scaler is not None else {},
+        "epoch": epoch,
+        "history": run.history,
+        "best_epoch": run.best_epoch,
+        "best_score": run.best_score,
+        "best_model": run.best_state,
+        "rng": _rng_state(),
+        "settings": settings,
+    }
+    try:
+        with atomic_path(path) as partial:
+            torch.save(payload, partial)
+    except OSError as error:
+        raise OSError(
+            f"{path}: could not write the checkpoint after epoch {epoch} ({error}); the previous checkpoint "
+            "is intact: free some space and resume"
+        ) from error
+
+
+def _check_output(probs: torch.Tensor, epoch: int, step: int, means: _Means) -> None:
+    """Stop with the epoch and step when the network's output is NaN or infinite."""
+    if not bool(torch.isfinite(probs).all()):
+        so_far = means.result()
+        last = {k: round(so_far[k], 6) for k in ("loss", "regional", "boundary") if k in so_far}
+        raise FloatingPointError(
+            f"epoch {epoch}, step {step}: the network output is NaN or infinite "
+            f"(mean loss parts so far this epoch: {last or 'none yet'}); lower the learning rate or check the inputs"
+        )
+
+
+def _check_finite(parts, epoch: int, step: int) -> None:
+    """Stop with the epoch, step and loss parts when the loss is NaN or infinite (one sync)."""
+    if not bool(torch.isfinite(parts.total)):
+        raise FloatingPointError(
+            f"epoch {epoch}, step {step}: the loss is {parts.total.item()} "
+            f"(regional {parts.regional.item()} x {parts.regional_weight}, "
+            f"boundary {parts.boundary.item()} x {parts.boundary_weight}); "
+            "lower the learning rate or check the inputs"
+        )
+
+
+def _validation_hd95(pred: torch.Tensor, labels: torch.Tensor, roi: torch.Tensor, spacing: torch.Tensor) -> list:
+    """HD95 (in the unit of ``spacing``) per image and foreground class, inside the region of interest."""
+    pred = torch.where(roi, pred, 0).cpu().numpy()  # outside the ROI: background
+    labels, spacing = labels.cpu().numpy(), spacing.cpu().numpy()
+    classes = range(1, int(max(pred.max(), labels.max(), 1)) + 1)
+    return [[hd95(p == k, t == k, tuple(s)) for k in classes] for p, t, s in zip(pred, labels, spacing)]
+
+
+def run_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    loss_fn: CombinedLoss,
+    epoch: int,
+    device: torch.device,
+    precision: _Precision | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    val_hd95: bool = False,
+) -> dict:
+    """Step 3: one pass over ``loader``; a training pass when ``optimizer`` is given.
+
+    Returns the epoch's means: ``loss``, its ``regional`` and ``boundary`` parts (raw and
+    ``weighted_``), two monitors computed whatever the loss (``monitor_boundary``: the
+    boundary loss on every class; ``monitor_dice_loss``: the soft Dice loss of the
+    foreground classes), ``dice`` per class (inside each item's ``roi``), and with
+    ``val_hd95`` the ``hd95`` per foreground class (in the unit of the items' spacing).
+    """
     training = optimizer is not None
+    precision = precision or _Precision()
     model.train(training)
-    means = _Means()
-    num_classes = None
-    foreground = None
-    autocast_dtype = torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else torch.float16
-    use_amp = config.amp and device.type == "cuda"
-    hd95_values = []
+    means, hd95_values = _Means(), []
     for step, batch in enumerate(loader):
-        image = batch["image"].to(device, non_blocking=True)
-        target = batch["target"].to(device, non_blocking=True)
-        maps = batch["dist_maps"].to(device, non_blocking=True)
-        roi = batch["roi"].to(device, non_blocking=True)
-        if config.channels_last and device.type == "cuda":
+        image, target, maps, roi = (
+            batch[k].to(device, non_blocking=True) for k in ("image", "target", "dist_maps", "roi")
+        )
+        if precision.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        num_classes = target.shape[1]
-        foreground = _foreground(num_classes)
-        with torch.set_grad_enabled(training), torch.autocast(device.type, dtype=autocast_dtype, enabled=use_amp):
-            logits = model(image)
-        probs = torch.softmax(logits.float(), dim=1)
-        if not torch.isfinite(probs).all():
-            so_far = means.result()
-            last = {k: round(so_far[k], 6) for k in ("loss", "regional", "boundary") if k in so_far}
-            raise FloatingPointError(
-                f"epoch {epoch}, step {step}: the network output is NaN or infinite "
-                f"(mean loss parts so far this epoch: {last or 'none yet'}); "
-                "lower the learning rate or check the inputs"
-            )
         with torch.set_grad_enabled(training):
-            parts = loss_fn(probs, target, maps, epoch)
-        if not torch.isfinite(parts.total):
-            raise FloatingPointError(
-                f"epoch {epoch}, step {step}: the loss is {parts.total.item()} "
-                f"(regional {parts.regional.item()} x {parts.regional_weight}, "
-                f"boundary {parts.boundary.item()} x {parts.boundary_weight}); "
-                "lower the learning rate or check the inputs"
-            )
+            with torch.autocast(device.type, dtype=precision.autocast, enabled=precision.autocast is not None):
+                logits = model(image)
+            probs = torch.softmax(logits.float(), dim=1)
+            _check_output(probs, epoch, step, means)
+            parts = loss_fn(probs, target, maps, epoch)  # checks the inputs once for every part
+        _check_finite(parts, epoch, step)
         if training:
             optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(parts.total).backward()
-                scaler.step(optimizer)
-                scaler.update()
+            if precision.scaler is not None:
+                precision.scaler.scale(parts.total).backward()
+                precision.scaler.step(optimizer)
+                precision.scaler.update()
             else:
                 parts.total.backward()
                 optimizer.step()
-        n = image.shape[0]
         with torch.no_grad():
+            n = image.shape[0]
+            foreground = list(range(1, target.shape[1]))
             means.add("loss", parts.total, n)
             means.add("regional", parts.regional, n)
             means.add("boundary", parts.boundary, n)
             means.add("weighted_regional", parts.regional * parts.regional_weight, n)
             means.add("weighted_boundary", parts.boundary * parts.boundary_weight, n)
-            # monitors, whatever the loss: the boundary loss on all classes and the soft Dice loss
-            means.add("monitor_boundary", boundary_loss(probs, maps), n)
-            means.add("monitor_dice_loss", dice_loss(probs, target, foreground), n)
-            pred = probs.argmax(1)
-            labels = target.argmax(1)
-            means.add("dice", batch_dice(pred, labels, num_classes, roi).mean(0), n)
-            if not training and config.val_hd95 and dataset is not None:
-                for b, index in enumerate(batch["index"].tolist()):
-                    spacing = dataset.spacing_of(index)
-                    p, t = (pred[b] & roi[b]).cpu().numpy(), labels[b].cpu().numpy()
-                    hd95_values.append([hd95(p == k, t == k, spacing) for k in foreground])
+            means.add("monitor_boundary", boundary_loss(probs, maps, validate=False), n)
+            means.add("monitor_dice_loss", dice_loss(probs, target, foreground, validate=False), n)
+            pred, labels = probs.argmax(1), target.argmax(1)
+            means.add("dice", batch_dice(pred, labels, target.shape[1], roi).mean(0), n)
+            if val_hd95:
+                hd95_values += _validation_hd95(pred, labels, roi.bool(), batch["spacing"])
     result = means.result()
     if hd95_values:
         result["hd95"] = np.mean(hd95_values, axis=0).tolist()
     return result
+
+
+def _check_datasets(train_set: Dataset, val_set: Dataset) -> None:
+    for name, dataset in (("train_set", train_set), ("val_set", val_set)):
+        if not isinstance(dataset, Dataset):
+            raise TypeError(f"{name} must be a torch Dataset, got {type(dataset).__name__}")
+        if len(dataset) == 0:
+            raise ValueError(f"{name} is empty: training needs at least one item in each split")
 
 
 def train(
@@ -291,21 +373,24 @@ def train(
     stop_after: int | None = None,
     description: str = "",
 ) -> TrainResult:
-    """Train ``model`` and return its history and its state at the best validation epoch.
+    """Train ``model`` and return its history, its selected epoch and its last state.
 
     Parameters
     ----------
     model : nn.Module
         Outputs logits ``(B, K, H, W)``; softmax is applied here.
     train_set, val_set : Dataset
-        Items as in :mod:`bl_tutorial.data.datasets` (image, target, dist_maps, roi, index).
+        Items as in :mod:`bl_tutorial.data.datasets` (image, target, dist_maps, roi,
+        spacing). The epoch is selected on ``val_set``.
     loss : LossSpec
     config : TrainConfig
     device : optional
-        Default :func:`~bl_tutorial.device.get_device`.
+        Default :func:`~bl_tutorial.device.get_device`; a device that is not available
+        is refused before anything is trained.
     checkpoint : path, optional
         Written after every epoch (atomically); with ``resume=True`` an existing one is
-        loaded and training continues after its epoch.
+        loaded and training continues after its epoch. A checkpoint made with other
+        settings (loss, learning rate, ...) is refused.
     stop_after : int, optional
         Stop after this many epochs *in this call* (to split a long run); the result has
         ``finished=False`` until all ``config.epochs`` are done.
@@ -315,7 +400,7 @@ def train(
     Returns
     -------
     TrainResult
-        ``model`` holds the weights of the best epoch.
+        Once finished, ``model`` holds the weights of the selected epoch.
 
     Raises
     ------
@@ -324,90 +409,58 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    device = torch.device(device) if device is not None else get_device()
-    model = model.to(device)
-    if config.channels_last and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    loss_fn = loss.build()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    scheduler = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-        if config.lr_schedule == "cosine"
-        else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    )
-    use_scaler = config.amp and device.type == "cuda" and not torch.cuda.is_bf16_supported()
-    scaler = torch.amp.GradScaler("cuda") if use_scaler else None
-    history: list[dict] = []
-    best = {"epoch": -1, "score": -1.0, "state": copy.deepcopy(model.state_dict())}
-    start_epoch = 0
+    device = resolve_device(device)
+    _check_datasets(train_set, val_set)
+    run = _start(model, loss, config, device)
+    loss_fn, settings = loss.build(), _settings(config, loss)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    if resume and checkpoint is not None and checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        if scaler is not None and saved.get("scaler"):
-            scaler.load_state_dict(saved["scaler"])
-        history = saved["history"]
-        best = {"epoch": saved["best_epoch"], "score": saved["best_score"], "state": saved["best_model"]}
-        start_epoch = saved["epoch"] + 1
-        _set_rng_state(saved["rng"])
-
-    end_epoch = config.epochs if stop_after is None else min(config.epochs, start_epoch + stop_after)
-    bar = tqdm(range(start_epoch, end_epoch), desc=description or loss.name, disable=config.quiet, leave=False)
+    start = _resume(run, checkpoint, config, loss, device) if resume and checkpoint and checkpoint.is_file() else 0
+    end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
+    bar = tqdm(range(start, end), desc=description or loss.name, disable=config.quiet, leave=False)
     for epoch in bar:
-        began = time.perf_counter()
-        seed = _epoch_seed(config.seed, epoch)
+        began, seed = time.perf_counter(), _epoch_seed(config.seed, epoch)
         seed_everything(seed)
-        w_regional, w_boundary = loss_fn.schedule.weights(epoch)
-        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
-        train_means = _run_batches(
-            model, _loader(train_set, config, True, seed, device), loss_fn, epoch, device, config, optimizer, scaler
-        )
-        scheduler.step()
+        record = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"]}
+        train_loader = _loader(train_set, config, True, seed, device)
+        means = run_epoch(run.model, train_loader, loss_fn, epoch, device, run.precision, run.optimizer)
+        record.update({f"train_{k}": v for k, v in means.items()})
+        run.scheduler.step()
         with torch.no_grad():
-            val_means = _run_batches(
-                model, _loader(val_set, config, False, seed, device), loss_fn, epoch, device, config, dataset=val_set
-            )
-        record.update({f"train_{k}": v for k, v in train_means.items()})
-        record.update({f"val_{k}": v for k, v in val_means.items()})
+            val_loader = _loader(val_set, config, False, seed, device)
+            means = run_epoch(run.model, val_loader, loss_fn, epoch, device, run.precision, val_hd95=config.val_hd95)
+        record.update({f"val_{k}": v for k, v in means.items()})
+        w_regional, w_boundary = loss_fn.schedule.weights(epoch)
         record["regional_weight"] = w_regional if loss.regional else 0.0
         record["boundary_weight"] = w_boundary if loss.boundary else 0.0
-        score = float(np.mean([record["val_dice"][k] for k in _foreground(len(record["val_dice"]))]))
-        record["val_foreground_dice"] = score
+        record["val_foreground_dice"] = float(np.mean(record["val_dice"][1:]))  # step 4: the selection score
         record["time_s"] = time.perf_counter() - began
-        history.append(record)
-        if score > best["score"]:
-            best = {"epoch": epoch, "score": score, "state": copy.deepcopy(model.state_dict())}
-        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_dice=f"{score:.3f}", best=best["epoch"])
+        run.history.append(record)
+        if record["val_foreground_dice"] > run.best_score:
+            run.best_epoch, run.best_score = epoch, record["val_foreground_dice"]
+            run.best_state = copy.deepcopy(run.model.state_dict())
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_dice=f"{run.best_score:.3f}", best=run.best_epoch)
         if checkpoint is not None:
-            _save_atomic(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict() if scaler is not None else {},
-                    "epoch": epoch,
-                    "history": history,
-                    "best_epoch": best["epoch"],
-                    "best_score": best["score"],
-                    "best_model": best["state"],
-                    "rng": _rng_state(),
-                    "config": asdict(config),
-                    "loss": asdict(loss),
-                },
-                checkpoint,
-            )
+            _save_checkpoint(run, epoch, checkpoint, settings)
     bar.close()
-    finished = len(history) >= config.epochs
-    if finished:
-        model.load_state_dict(best["state"])
-    return TrainResult(history, best["epoch"], best["score"], model, finished, str(device), asdict(config))
+    last_state = copy.deepcopy(run.model.state_dict())
+    finished = len(run.history) >= config.epochs
+    if finished and run.best_state is not None:
+        run.model.load_state_dict(run.best_state)
+    return TrainResult(run.history, run.best_epoch, run.best_score, run.model, last_state, finished)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 8, device=None) -> torch.Tensor:
-    """Softmax probabilities ``(N, K, H, W)`` on the CPU for images ``(N, C, H, W)``, in eval mode."""
+    """Softmax probabilities ``(N, K, H, W)`` on the CPU for images ``(N, C, H, W)``, in eval mode.
+
+    >>> from bl_tutorial.models import UNet
+    >>> predict(UNet(1, 2, base=2), torch.zeros(3, 1, 20, 20)).shape
+    torch.Size([3, 2, 20, 20])
+    """
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor (N, C, H, W), got {type(images).__name__}")
+    if images.ndim != 4:
+        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()
     out = []

@@ -26,6 +26,10 @@ __all__ = [
     "distance_map_animation",
     "plot_history",
     "results_table",
+    "summary_table",
+    "drive_validation_figure",
+    "drive_test_figure",
+    "cardiac_slices_figure",
     "SHAPES",
 ]
 
@@ -290,3 +294,62 @@ def results_table(rows: Sequence[Sequence], header: Sequence[str], caption: str 
         parts.append("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>")
     parts.append("</table>")
     return "\n".join(parts)
+
+
+def summary_table(results: dict, caption: str = "") -> str:
+    """HTML table of a results file: per loss, the headline score's mean and spread over seeds."""
+    rows = [
+        [loss, s["dice_mean"], s["dice_std"], s["n_seeds"], ", ".join(map(str, s["best_epochs"]))]
+        for loss, s in results["summary"].items()
+    ]
+    return results_table(rows, ["loss", "Dice (mean)", "std over seeds", "seeds", "best epoch(s)"], caption)
+
+
+# --------------------------------------------------------------------------- experiment figures
+# Built on matplotlib's Figure (not pyplot), so that the runner can draw them with no
+# global state and save them, and a notebook can display them.
+def drive_validation_figure(sample, probability: np.ndarray, title: str):
+    """A validation image, its truth, and the errors of ``probability >= 0.5`` (FP red, FN blue)."""
+    from matplotlib.figure import Figure
+
+    errors = error_map(probability >= 0.5, sample.vessels, sample.fov)
+    fig = Figure(figsize=(12, 4.2))
+    panels = [(sample.image, f"validation image {sample.id}"), (sample.vessels, "truth"), (errors, "FP red, FN blue")]
+    for ax, (image, name) in zip(fig.subplots(1, 3), panels):
+        ax.imshow(image, cmap="gray")
+        ax.set_title(name)
+        ax.axis("off")
+    fig.suptitle(title)
+    return fig
+
+
+def drive_test_figure(test, vessel_probability: np.ndarray, loss: str):
+    """A test image and its thresholded prediction (test annotations are not public)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 4.2))
+    axes = fig.subplots(1, 2)
+    axes[0].imshow(test.image)
+    axes[0].set_title(f"test image {test.id}")
+    axes[1].imshow(vessel_probability >= 0.5, cmap="gray")
+    axes[1].set_title(f"prediction ({loss})")
+    for ax in axes:
+        ax.axis("off")
+    return fig
+
+
+def cardiac_slices_figure(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, title: str):
+    """Input / truth / prediction / difference for a few slices (the report's Figure 3)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 2 * len(images)))
+    axes = fig.subplots(len(images), 4, squeeze=False)
+    for row, (image, truth, pred) in enumerate(zip(images, truths, preds)):
+        panels = [(image, "gray", None), (truth, "viridis", 3), (pred, "viridis", 3), (pred != truth, "gray", None)]
+        for col, (panel, cmap, vmax) in enumerate(panels):
+            axes[row, col].imshow(panel, cmap=cmap, vmin=0 if col else None, vmax=vmax)
+            axes[row, col].axis("off")
+            if row == 0:
+                axes[row, col].set_title(["input", "truth", "prediction", "difference"][col])
+    fig.suptitle(title)
+    return fig

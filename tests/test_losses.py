@@ -7,18 +7,14 @@ from conftest import masks
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bl_tutorial.combined import CombinedLoss, ConstantAlpha, LinearAlpha, RebalanceAlpha, alpha_schedule
 from bl_tutorial.distance import class_distance_maps, signed_distance
 from bl_tutorial.losses import (
     BoundaryLoss,
-    CombinedLoss,
-    ConstantAlpha,
     CrossEntropyLoss,
     DiceLoss,
     FocalLoss,
     GeneralizedDiceLoss,
-    LinearAlpha,
-    RebalanceAlpha,
-    alpha_schedule,
     boundary_loss,
     cross_entropy,
     dice_loss,

@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import arrays
 
 from bl_tutorial.metrics import (
     assd,
+    batch_dice,
     confusion,
     dice_from_precision_recall,
     dice_score,
@@ -114,3 +115,22 @@ def test_bad_input():
         per_class(dice_score, np.array([[0, 5]]), np.array([[0, 1]]), 3)
     with pytest.raises(ValueError, match="precision_value"):
         dice_from_precision_recall(1.5, 0.5)
+
+
+def test_an_empty_region_of_interest_has_nothing_to_score():
+    """A mask that selects no voxel leaves nothing to compare: an error, not a perfect 1.0."""
+    for metric in (dice_score, iou_score, confusion, precision, recall):
+        with pytest.raises(ValueError, match="mask selects no voxel"):
+            metric([1, 0, 1], [1, 0, 0], mask=[0, 0, 0])
+
+
+def test_batch_dice_takes_tensors():
+    import torch
+
+    labels = np.zeros((1, 3), np.int64)
+    with pytest.raises(TypeError, match="pred_labels must be a torch tensor.*ndarray"):
+        batch_dice(labels, torch.zeros(1, 3, dtype=torch.long), 2)
+    with pytest.raises(TypeError, match="target_labels must be a torch tensor"):
+        batch_dice(torch.zeros(1, 3, dtype=torch.long), labels, 2)
+    with pytest.raises(TypeError, match="roi must be a torch tensor"):
+        batch_dice(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long), 2, roi=labels > 0)

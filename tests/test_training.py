@@ -4,18 +4,21 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from bl_tutorial import experiments
+from bl_tutorial import experiments, tasks
+from bl_tutorial.combined import LossSpec
 from bl_tutorial.data import DriveDataset, read_drive, sources, synthetic
 from bl_tutorial.device import seed_everything
-from bl_tutorial.experiments import Profile, load_results, run_experiment
+from bl_tutorial.experiments import load_results, run_experiment
 from bl_tutorial.models import ENet, UNet
-from bl_tutorial.training import LossSpec, TrainConfig, train
+from bl_tutorial.tasks import Profile
+from bl_tutorial.training import TrainConfig, _validation_hd95, train
 
 
 @pytest.mark.parametrize("in_channels", [1, 3])
@@ -38,14 +41,18 @@ def test_bad_model_arguments():
 
 
 def test_loss_spec_names():
-    assert LossSpec.parse("gdl+bl") == LossSpec("gdl", True)
+    assert LossSpec.parse("gdl+bl") == LossSpec("gdl", True, alpha=0.05)
     assert LossSpec.parse("bl").alpha == 1.0 and LossSpec.parse("bl").regional is None
-    assert LossSpec.parse("CE").name == "ce"
+    assert LossSpec.parse("CE").name == "ce" and LossSpec.parse("ce").alpha is None
     for bad in ("xx", "gdl+ce", "bl+bl", ""):
         with pytest.raises(ValueError, match="loss"):
             LossSpec.parse(bad)
     with pytest.raises(ValueError, match="schedule must be one of"):
         LossSpec("ce", True, schedule="cosine")
+    with pytest.raises(ValueError, match="constant schedule only"):  # it would be ignored, yet recorded
+        LossSpec.parse("gdl+bl", schedule="linear", alpha=0.5)
+    with pytest.raises(TypeError, match="string"):
+        LossSpec.parse(3)
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +133,46 @@ def test_nan_stops_the_run_with_a_clear_message(tiny_drive):
         train(_Exploding(), train_set, val_set, LossSpec.parse("ce"), CONFIG, "cpu")
 
 
+def test_resume_refuses_a_checkpoint_made_with_other_settings(tiny_drive, tmp_path):
+    train_set, val_set = tiny_drive
+    checkpoint = tmp_path / "run.pt"
+    train(
+        UNet(3, 2, base=4, depth=2), train_set, val_set, LossSpec.parse("ce"), CONFIG, "cpu", checkpoint, stop_after=1
+    )
+    with pytest.raises(ValueError, match=r"other settings \(lr: checkpoint 0.003, now 0.01; regional: checkpoint"):
+        other = replace(CONFIG, lr=1e-2)
+        train(UNet(3, 2, base=4, depth=2), train_set, val_set, LossSpec.parse("gdl"), other, "cpu", checkpoint, True)
+    quiet_differs = replace(CONFIG, quiet=False)  # settings that do not change the run may differ
+    result = train(UNet(3, 2, base=4, depth=2), train_set, val_set, LossSpec.parse("ce"), quiet_differs, "cpu",
+                   checkpoint, resume=True)  # fmt: skip
+    assert len(result.history) == CONFIG.epochs
+
+
+def test_empty_splits_are_refused(tiny_drive):
+    train_set, _ = tiny_drive
+    with pytest.raises(ValueError, match="val_set is empty"):
+        train(UNet(3, 2, base=4, depth=2), train_set, torch.utils.data.Subset(train_set, []), LossSpec.parse("ce"))
+
+
+def test_validation_hd95_keeps_every_label_inside_the_roi():
+    labels = torch.tensor([[[0, 1, 1, 0, 2, 2, 0, 3, 3, 0]]])  # one image, one row, three classes
+    roi = torch.ones_like(labels, dtype=torch.bool)
+    perfect = _validation_hd95(labels, labels, roi, torch.tensor([[1.0, 1.0]]))
+    assert perfect == [[0.0, 0.0, 0.0]]  # a bitwise AND with the ROI turned label 2 into 0 and 3 into 1
+
+
 # ----------------------------------------------------------------- experiments
 TINY = {
-    "drive": Profile(32, "unet", 4, 2, 2, 3e-3, (0,), ("gdl+bl", "gdl"), n_val=1),
-    "acdc": Profile(
-        32, "enet", 0, 1, 4, 5e-3, (0,), ("bl", "gdl"), n_val=1, augment="none", crop_mm=128, val_hd95=True
+    "drive": Profile(
+        image_size=32, model="unet", width=4, epochs=2, batch_size=2, lr=3e-3, seeds=(0,), losses=("gdl+bl", "gdl"),
+        n_val=1,
     ),
-}
+    "acdc": Profile(
+        image_size=32, model="enet", epochs=1, batch_size=4, lr=5e-3, seeds=(0,), losses=("bl", "gdl"), n_val=1,
+        augment="none", crop_mm=128, val_hd95=True,
+    ),
+}  # fmt: skip
+QUIET = {"quiet": True, "log": lambda *a: None}
 
 
 @pytest.fixture
@@ -142,14 +182,14 @@ def tiny_experiments(tmp_path, monkeypatch):
     small = {"drive": synthetic.DriveStandinConfig(3, 1), "acdc": synthetic.AcdcStandinConfig(3, 1)}
     for name, config in small.items():
         monkeypatch.setitem(sources.DATASETS, name, replace(sources.DATASETS[name], standin=config))
-    monkeypatch.setitem(experiments.PROFILES, "drive", {"fast": TINY["drive"], "full": TINY["drive"]})
-    monkeypatch.setitem(experiments.PROFILES, "acdc", {"fast": TINY["acdc"], "full": TINY["acdc"]})
+        profiles = {"fast": TINY[name], "full": TINY[name]}
+        monkeypatch.setitem(tasks.TASKS, name, replace(tasks.TASKS[name], profiles=profiles))
     return tmp_path
 
 
 def test_drive_results_round_trip(tiny_experiments):
     out = tiny_experiments / "drive"
-    results = run_experiment("drive", "fast", out, quiet=True, log=lambda *a: None)
+    results = run_experiment("drive", "fast", out, **QUIET)
     loaded = load_results(out)
     assert loaded == json.loads(json.dumps(results))
     assert loaded["data"]["kind"] == "stand-in" and loaded["profile_name"] == "fast"
@@ -159,12 +199,80 @@ def test_drive_results_round_trip(tiny_experiments):
     assert len(run["history"]) == 2
     assert loaded["comparisons"][0]["baseline"] == "gdl"
     assert (out / "figures" / "val_gdl+bl_seed0.png").is_file()
-    with pytest.raises(FileExistsError, match="different run"):
-        run_experiment("drive", "fast", out, losses=["ce"], quiet=True, log=lambda *a: None)
+    assert experiments.saved_arrays(out, "gdl", 0)["val_probability"].shape == (584, 565)
+    assert experiments.provenance(loaded) == "stand-in data, profile fast, CPU, 1 seed"
+    with pytest.raises(FileExistsError, match="holds another experiment"):
+        run_experiment("drive", "fast", out, losses=["ce"], **QUIET)
+
+
+def test_rerunning_the_same_command_keeps_finished_runs(tiny_experiments, monkeypatch):
+    out = tiny_experiments / "again"
+    first = run_experiment("drive", "fast", out, **QUIET)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(experiments, "train", no_training)
+    second = run_experiment("drive", "fast", out, **QUIET)
+    assert [r["metrics"] for r in second["runs"]] == [r["metrics"] for r in first["runs"]]
+
+
+def test_an_interrupted_grid_resumes_where_it_stopped(tiny_experiments, monkeypatch):
+    straight = run_experiment("drive", "fast", None, **QUIET)
+    out = tiny_experiments / "interrupted"
+    task = tasks.TASKS["drive"]
+    calls = []
+
+    def evaluate_then_interrupt(model, data):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C during the second run, after its training
+        return task.evaluate(model, data)
+
+    monkeypatch.setitem(tasks.TASKS, "drive", replace(task, evaluate=evaluate_then_interrupt))
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment("drive", "fast", out, **QUIET)
+    assert len(list((out / "runs").glob("*.json"))) == 1 and any((out / "checkpoints").glob("*.pt"))
+    resumed = run_experiment("drive", "fast", out, **QUIET)
+    assert [r["metrics"] for r in resumed["runs"]] == [r["metrics"] for r in straight["runs"]]
+    assert not any((out / "checkpoints").glob("*.pt"))
+
+
+def test_a_diverging_run_is_recorded_and_the_others_go_on(tiny_experiments, monkeypatch):
+    real_train = experiments.train
+
+    def diverge_on_the_combined_loss(model, train_set, val_set, spec, *args, **kwargs):
+        if spec.boundary:
+            raise FloatingPointError("epoch 0, step 0: the loss is nan")
+        return real_train(model, train_set, val_set, spec, *args, **kwargs)
+
+    monkeypatch.setattr(experiments, "train", diverge_on_the_combined_loss)
+    out = tiny_experiments / "nan"
+    code = experiments.main(["drive", "--profile", "fast", "--out", str(out), "--quiet"])
+    runs = {r["loss"]: r for r in load_results(out)["runs"]}
+    assert code == 1 and runs["gdl+bl"]["status"] == "failed" and "the loss is nan" in runs["gdl+bl"]["reason"]
+    assert runs["gdl"]["status"] == "finished" and "gdl" in load_results(out)["summary"]
+
+
+def test_the_data_source_is_part_of_the_experiment(tiny_experiments):
+    out = tiny_experiments / "sources"
+    run_experiment("drive", "fast", out, losses=["gdl"], **QUIET)
+    standin = sources.ensure_dataset("drive").root
+    with pytest.raises(FileExistsError, match="differs in data"):
+        run_experiment("drive", "fast", out, losses=["gdl"], data_root=standin, **QUIET)
+
+
+def test_overwrite_removes_stale_figures(tiny_experiments):
+    out = tiny_experiments / "stale"
+    run_experiment("drive", "fast", out, losses=["gdl"], **QUIET)
+    (out / "figures" / "val_old-loss_seed0.png").write_bytes(b"stale")
+    run_experiment("drive", "fast", out, losses=["gdl"], overwrite=True, **QUIET)
+    assert not (out / "figures" / "val_old-loss_seed0.png").exists()
+    assert (out / "figures" / "val_gdl_seed0.png").is_file()
 
 
 def test_acdc_metrics(tiny_experiments):
-    results = run_experiment("acdc", "fast", None, losses=["gdl"], quiet=True, log=lambda *a: None)
+    results = run_experiment("acdc", "fast", None, losses=["gdl"], **QUIET)
     metrics = results["runs"][0]["metrics"]
     assert metrics["classes"] == ["RV", "MYO", "LV"]
     assert len(metrics["dice_3d"]) == 3 and len(metrics["hd95_2d"]) == 3
@@ -172,13 +280,17 @@ def test_acdc_metrics(tiny_experiments):
     assert "val_hd95" in results["runs"][0]["history"][0]
 
 
-def test_bad_names_fail_before_training(tiny_experiments, tmp_path):
+def test_bad_choices_fail_before_any_data_is_read(tiny_experiments, tmp_path):
     with pytest.raises(ValueError, match="valid names"):
         run_experiment("drive", "fast", None, losses=["dice+xx"], log=lambda *a: None)
-    with pytest.raises(ValueError, match="experiment must be one of"):
+    with pytest.raises(ValueError, match="task must be one of"):
         run_experiment("isles", "fast", None)
     with pytest.raises(ValueError, match="profile must be one of"):
         run_experiment("drive", "huge", None)
+    with pytest.raises(ValueError, match="constant schedule only"):
+        run_experiment("drive", "fast", None, schedule="linear", alpha=0.5)
+    with pytest.raises(ValueError, match="out must name a folder"):
+        run_experiment("drive", "fast", "", **QUIET)
     with pytest.raises(FileNotFoundError, match="official layout"):
         run_experiment("drive", "fast", None, data_root=tmp_path / "empty", log=lambda *a: None)
 
@@ -191,7 +303,13 @@ def test_load_results_rejects_foreign_files(tmp_path):
         load_results(tmp_path / "nowhere")
 
 
-def test_cli_help_and_tiny_run(tiny_experiments):
+def test_full_results_are_found_where_the_package_is_installed(tmp_path, monkeypatch):
+    assert experiments.results_folder() == Path(experiments.__file__).parent / "results"
+    monkeypatch.setenv(experiments.RESULTS_ENV, str(tmp_path))
+    assert experiments.results_folder() == tmp_path and experiments.full_results("drive") is None
+
+
+def test_cli_help_and_tiny_run(tiny_experiments, capsys):
     help_text = subprocess.run(
         [sys.executable, "-m", "bl_tutorial.experiments", "--help"], capture_output=True, text=True, check=True
     ).stdout
@@ -199,6 +317,13 @@ def test_cli_help_and_tiny_run(tiny_experiments):
     out = tiny_experiments / "cli"
     assert experiments.main(["drive", "--profile", "fast", "--out", str(out), "--losses", "ce", "--quiet"]) == 0
     assert load_results(out)["runs"][0]["loss"] == "ce"
-    with pytest.raises(SystemExit) as exit_info:
-        experiments.main(["drive", "--out", str(out), "--losses", "gdl", "--quiet", "--profile", "fast"])
-    assert exit_info.value.code == 2
+    assert experiments.main(["drive", "--profile", "fast", "--out", str(out), "--losses", "ce", "--quiet"]) == 0
+    for argv, message in (
+        (["drive", "--out", str(out), "--losses", "gdl", "--quiet", "--profile", "fast"], "holds another experiment"),
+        (["drive", "--schedule", "linear", "--alpha", "0.5"], "constant schedule only"),
+        (["drive", "--seeds", "0,x"], "comma-separated integers"),
+        (["drive", "--out", ""], "out must name a folder"),
+    ):
+        with pytest.raises(SystemExit) as exit_info:
+            experiments.main([*argv, "--profile", "fast"] if "--profile" not in argv else argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err

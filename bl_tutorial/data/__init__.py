@@ -8,7 +8,7 @@
 """
 
 from bl_tutorial.data.acdc import CLASS_NAMES, AcdcFrame, AcdcPatient, read_acdc
-from bl_tutorial.data.datasets import AcdcDataset, DriveDataset, SliceInfo, split_items, split_patients
+from bl_tutorial.data.datasets import AcdcDataset, DriveDataset, SliceInfo, split_items
 from bl_tutorial.data.drive import DriveSample, read_drive
 from bl_tutorial.data.fundus import FundusExample, real_fundus
 from bl_tutorial.data.sources import DatasetSource, cache_dir, ensure_dataset
@@ -27,7 +27,6 @@ __all__ = [
     "AcdcDataset",
     "SliceInfo",
     "split_items",
-    "split_patients",
     "real_fundus",
     "FundusExample",
 ]

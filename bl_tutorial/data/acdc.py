@@ -14,6 +14,7 @@ row, column) with the spacing in the same order, read from the header, in millim
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,12 +49,16 @@ class AcdcPatient:
 
 
 def read_info(path: Path | str) -> dict:
-    """Parse an ``Info.cfg``: ED, ES and NbFrame as int, Height and Weight as float, Group as str."""
+    """Parse an ``Info.cfg``: ED, ES and NbFrame as int, Height and Weight as float, Group as str.
+
+    The file is read as UTF-8 (a byte-order mark is allowed) or, with its byte-order
+    mark, UTF-16; other encodings are refused with a ``ValueError``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: Info.cfg missing")
     info: dict = {}
-    for line in path.read_text().splitlines():
+    for line in _read_text(path).splitlines():
         if ":" in line:
             key, value = (part.strip() for part in line.split(":", 1))
             info[key] = value
@@ -72,8 +77,38 @@ def read_info(path: Path | str) -> dict:
     return info
 
 
+def _read_text(path: Path) -> str:
+    """Text of a small file in UTF-8 (a byte-order mark is dropped) or, with its byte-order mark, UTF-16."""
+    raw = path.read_bytes()
+    try:
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # Windows "Unicode" text
+            return raw.decode("utf-16")
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {raw[error.start]:#04x} at position {error.start}); expected plain "
+            "text lines like 'ED: 1' and 'ES: 12'. Save the file as UTF-8."
+        ) from None
+
+
+def _raw_voxel_sizes(image) -> np.ndarray | None:
+    """``pixdim[1:4]`` as stored in the file's header (nibabel replaces a 0 by 1 when it loads); None without one."""
+    from nibabel.openers import ImageOpener
+
+    header_class = type(image.header)
+    if "pixdim" not in (header_class.template_dtype.names or ()):
+        return None
+    holder = image.file_map.get("header", image.file_map["image"])  # .nii files hold their header
+    with ImageOpener(holder.filename) as handle:
+        raw = header_class.from_fileobj(handle, check=False)
+    return np.asarray(raw["pixdim"][1:4], dtype=float)
+
+
 def read_nifti(path: Path | str) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Read a 3D NIfTI file as a (z, y, x) array and its (z, y, x) spacing in millimetres."""
+    """Read a 3D NIfTI file as a (z, y, x) array and its (z, y, x) spacing in millimetres.
+
+    A voxel size of 0 (or NaN) in the header is an error, not 1 mm.
+    """
     import nibabel as nib
 
     path = Path(path)
@@ -83,10 +118,17 @@ def read_nifti(path: Path | str) -> tuple[np.ndarray, tuple[float, float, float]
         image = nib.load(str(path))
         data = np.asarray(image.dataobj)
         zooms = image.header.get_zooms()
+        stored = _raw_voxel_sizes(image)
     except Exception as error:  # nibabel raises several types for corrupt or truncated files
         raise ValueError(f"{path}: not a readable NIfTI file (corrupt or truncated?): {error}") from None
     if data.ndim != 3:
         raise ValueError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    if stored is not None and not (np.isfinite(stored) & (stored != 0)).all():
+        raise ValueError(
+            f"{path}: the header's voxel sizes (pixdim[1:4], x y z) are {stored.tolist()}; each must be a non-zero, "
+            "finite number of millimetres (nibabel would silently read 0 as 1 mm). Fix the header, e.g. with "
+            "nibabel's header.set_zooms."
+        )
     spacing = tuple(float(z) for z in zooms[:3][::-1])
     if not all(np.isfinite(s) and s > 0 for s in spacing):
         raise ValueError(f"{path}: voxel sizes in the header must be positive, got {zooms[:3]}")

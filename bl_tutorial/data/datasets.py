@@ -8,6 +8,8 @@ Each item is a dict of tensors:
 ``dist_maps``  float32 (K, S, S), :func:`~bl_tutorial.distance.class_distance_maps` of the
                labels at the training resolution, cached at construction
 ``roi``        bool (S, S): the DRIVE field of view; all True for ACDC
+``spacing``    float32 (2,): the in-plane spacing (rows, cols) of the maps' grid, in the
+               unit of the maps (after the item's augmentation)
 ``index``      int, the item's position (to find its patient, phase, slice)
 
 Random flips and 90-degree rotations (``augment``) are applied identically to image,
@@ -26,12 +28,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from bl_tutorial._validation import check_choice
+from bl_tutorial._validation import check_choice, check_int
 from bl_tutorial.data.acdc import AcdcPatient
 from bl_tutorial.data.drive import DriveSample
 from bl_tutorial.data.transforms import (
     Isometry,
     apply_isometry,
+    isometry_spacing,
     normalize_intensity,
     random_isometry,
     resize_image,
@@ -42,7 +45,7 @@ from bl_tutorial.distance import class_distance_maps
 Augment = Literal["none", "flip", "isometry"]
 AUGMENTS = ("none", "flip", "isometry")
 
-__all__ = ["DriveDataset", "AcdcDataset", "SliceInfo", "split_patients", "split_items"]
+__all__ = ["DriveDataset", "AcdcDataset", "SliceInfo", "split_items"]
 
 
 def split_items(ids: Sequence[str], n_val: int, seed: int) -> tuple[list[str], list[str]]:
@@ -62,10 +65,6 @@ def split_items(ids: Sequence[str], n_val: int, seed: int) -> tuple[list[str], l
     return train, val
 
 
-split_patients = split_items
-"""ACDC is split by patient, so that no patient's slices are on both sides."""
-
-
 class _MapsDataset(Dataset):
     """Shared storage and augmentation: arrays stacked at construction, tensors out."""
 
@@ -73,15 +72,12 @@ class _MapsDataset(Dataset):
     labels: np.ndarray  # (N, S, S) uint8
     maps: np.ndarray  # (N, K, S, S) float32
     rois: np.ndarray  # (N, S, S) bool
+    spacings: np.ndarray  # (N, 2) float64, in-plane spacing of the maps
     num_classes: int
     augment: str
 
     def __len__(self) -> int:
         return len(self.images)
-
-    def spacing_of(self, index: int) -> tuple[float, float]:
-        """In-plane spacing (rows, cols) of item ``index`` at the training resolution."""
-        return (1.0, 1.0)
 
     def _isometry(self) -> Isometry:
         if self.augment == "none":
@@ -97,6 +93,7 @@ class _MapsDataset(Dataset):
             "target": torch.from_numpy(np.ascontiguousarray(target)),
             "dist_maps": torch.from_numpy(apply_isometry(self.maps[index], iso)),
             "roi": torch.from_numpy(apply_isometry(self.rois[index], iso)),
+            "spacing": torch.tensor(isometry_spacing(tuple(self.spacings[index]), iso), dtype=torch.float32),
             "index": index,
         }
 
@@ -135,7 +132,7 @@ class DriveDataset(_MapsDataset):
         self.augment = check_choice(augment, "augment", AUGMENTS)
         if not samples:
             raise ValueError("samples must hold at least one DRIVE image")
-        self.size = int(size)
+        self.size = check_int(size, "size", minimum=1)
         self.ids = [s.id for s in samples]
         images, labels, maps, rois = [], [], [], []
         for sample in samples:
@@ -150,6 +147,7 @@ class DriveDataset(_MapsDataset):
             maps.append(class_distance_maps(vessels, 2, convention=convention))
         self.images, self.labels = np.stack(images), np.stack(labels)
         self.maps, self.rois = np.stack(maps), np.stack(rois)
+        self.spacings = np.ones((len(samples), 2))
 
 
 @dataclass(frozen=True)
@@ -211,15 +209,14 @@ class AcdcDataset(_MapsDataset):
         maps: Literal["3d", "2d"] = "3d",
     ):
         self.augment = check_choice(augment, "augment", AUGMENTS)
-        if maps not in ("3d", "2d"):
-            raise ValueError(f"maps must be '3d' or '2d', got {maps!r}")
+        check_choice(maps, "maps", ("3d", "2d"))
         if not patients:
             raise ValueError("patients must hold at least one ACDC patient")
         if crop_mm is not None and not crop_mm > 0:
             raise ValueError(f"crop_mm must be positive or None, got {crop_mm!r}")
         if not phases or any(phase not in ("ED", "ES") for phase in phases):
             raise ValueError(f"phases must be a non-empty selection of 'ED' and 'ES', got {list(phases)}")
-        self.size = int(size)
+        self.size = check_int(size, "size", minimum=1)
         self.slices: list[SliceInfo] = []
         self.volumes: dict[tuple[str, str], list[int]] = {}
         images, labels, all_maps = [], [], []
@@ -249,7 +246,4 @@ class AcdcDataset(_MapsDataset):
                     all_maps.append(volume_maps[z])
         self.images, self.labels, self.maps = np.stack(images), np.stack(labels), np.stack(all_maps)
         self.rois = np.ones(self.labels.shape, bool)
-
-    def spacing_of(self, index: int) -> tuple[float, float]:
-        """In-plane spacing (rows, cols) in millimetres of slice ``index`` after resizing."""
-        return self.slices[index].spacing[1:]
+        self.spacings = np.array([s.spacing[1:] for s in self.slices])

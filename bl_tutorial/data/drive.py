@@ -30,6 +30,9 @@ HOW_TO_GET = (
     "bl_tutorial.data.download.install_drive_zip(zip_path, data_root)."
 )
 
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+"""Pillow modes with at most 8 bits per channel: their conversion to 8-bit RGB loses nothing."""
+
 __all__ = ["DriveSample", "read_drive", "read_binary_gif", "check_drive_layout"]
 
 
@@ -70,10 +73,45 @@ def read_binary_gif(path: Path | str) -> np.ndarray:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
+    """Read an 8-bit image as RGB; refuse deeper ones (16-bit, float), whose conversion would clip or zero them."""
     img = _open_image(path)
+    if img.mode not in EIGHT_BIT_MODES:
+        raise ValueError(
+            f"{path}: expected an 8-bit image like the official DRIVE TIFFs (RGB, 8 bits per channel), got Pillow "
+            f"mode {img.mode!r} (16-bit, 32-bit or floating-point pixels); converting it to 8 bits would clip or "
+            "zero the intensities. Convert the file to 8-bit RGB first."
+        )
     if img.mode != "RGB":
         img = img.convert("RGB")
     return np.asarray(img, dtype=np.uint8)
+
+
+def _check_fov(fov: np.ndarray, path: Path) -> np.ndarray:
+    """Check that a field-of-view mask is the central disc of a fundus image; return it.
+
+    A fundus camera sees the retina through a circular aperture, so the field of view
+    covers the centre of the image and never reaches its corners (in DRIVE it is a disc
+    about 540 px across in a 584 x 565 image). A mask whose centre pixel is outside or
+    any of whose four corner pixels is inside is inverted (0 and 255 swapped), empty,
+    or not a field-of-view mask; it is refused rather than used to score the wrong
+    pixels.
+    """
+    rows, cols = fov.shape
+    centre_inside = bool(fov[rows // 2, cols // 2])
+    corners_inside = int(fov[[0, 0, -1, -1], [0, -1, 0, -1]].sum())
+    if centre_inside and corners_inside == 0:
+        return fov
+    raise ValueError(
+        f"{path}: not a field of view: the field of view must be the central disc of the image (255 inside, 0 "
+        f"outside), containing the image centre and none of the four corners; here the centre is "
+        f"{'inside' if centre_inside else 'outside'} and {corners_inside} of the 4 corners are inside. "
+        "Is the mask inverted (0 and 255 swapped)?"
+    )
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The images of a split, sorted; hidden files such as macOS's ``._21_training.tif`` are not images."""
+    return sorted(path for path in folder.glob("images/*.tif") if not path.name.startswith("."))
 
 
 def check_drive_layout(root: Path | str, split: str = "training") -> Path:
@@ -81,7 +119,7 @@ def check_drive_layout(root: Path | str, split: str = "training") -> Path:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
     folder = Path(root) / split / "images"
-    if not folder.is_dir() or not any(folder.glob("*.tif")):
+    if not folder.is_dir() or not _image_files(folder.parent):
         raise FileNotFoundError(
             f"{folder}: no DRIVE images found. Expected the official layout "
             f"{split}/images/*.tif, {split}/mask/*_mask.gif"
@@ -111,7 +149,9 @@ def read_drive(root: Path | str, split: str = "training") -> list[DriveSample]:
     FileNotFoundError
         The folder or a field-of-view mask is missing (the message gives the layout).
     ValueError
-        A file is corrupt or truncated, a mask is not binary, or shapes differ.
+        A file is corrupt or truncated, an image has more than 8 bits per channel, a
+        mask is not binary, a field-of-view mask is not the central disc (e.g.
+        inverted), or shapes differ.
 
     Examples
     --------
@@ -122,7 +162,7 @@ def read_drive(root: Path | str, split: str = "training") -> list[DriveSample]:
     """
     folder = check_drive_layout(root, split)
     samples = []
-    for image_path in sorted(folder.glob("images/*.tif")):
+    for image_path in _image_files(folder):
         match = re.match(r"(\d+)_", image_path.name)
         if match is None:
             raise ValueError(f"{image_path}: expected a name like 21_training.tif")
@@ -137,5 +177,6 @@ def read_drive(root: Path | str, split: str = "training") -> list[DriveSample]:
         for name, array in (("mask", fov), ("1st_manual", vessels)):
             if array is not None and array.shape != image.shape[:2]:
                 raise ValueError(f"{image_path.name}: image is {image.shape[:2]} but its {name} is {array.shape}")
+        _check_fov(fov, mask_path)
         samples.append(DriveSample(number, image, vessels, fov))
     return samples

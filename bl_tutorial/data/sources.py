@@ -7,15 +7,15 @@ it, and results files record it, so that every number says which data it came fr
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from bl_tutorial._io import atomic_directory, make_dirs
+from bl_tutorial._io import atomic_directory, clear_unfinished, make_dirs, remove_stale_staging
 from bl_tutorial._validation import check_choice
 from bl_tutorial.data import acdc, drive, synthetic
 
@@ -128,7 +128,11 @@ class DatasetSource:
 
 
 def cache_dir() -> Path:
-    """The stand-in cache: ``$BL_TUTORIAL_CACHE``, else the user's cache folder."""
+    """The stand-in cache: ``$BL_TUTORIAL_CACHE``, else the user's cache folder.
+
+    It is created when a stand-in is first generated; a cache that already holds the
+    stand-in may be read-only.
+    """
     configured = os.environ.get(CACHE_ENV)
     if configured:
         return Path(configured).expanduser()
@@ -157,24 +161,71 @@ def find_real_tree(name: str, root: Path | str) -> Path | None:
 
 
 def _generate_standin(spec: DatasetSpec, config) -> Path:
-    """Generate (once) and return the cached stand-in tree; atomic by rename."""
-    base = cache_dir()
+    """Generate (once) and return the cached stand-in tree.
+
+    A tree is finished when its marker file is in it. The marker is written last, in a
+    staging folder that is renamed to the final name in one step, so:
+
+    * a finished tree is never modified, moved away or deleted;
+    * an unfinished tree at the final name (from an older version, or copied by hand)
+      is renamed aside before it is deleted (:func:`~bl_tutorial._io.clear_unfinished`);
+    * staging folders left by killed runs are removed by the next generation;
+    * if two processes generate at once, the first rename wins and the other keeps it.
+    """
     counts = f"{config.n_training}x{config.n_test}"
-    final = base / f"{spec.name}-standin-v{synthetic.GENERATOR_VERSION}-seed{config.seed}-{counts}"
-    if (final / STANDIN_MARKER).is_file():
+    final = cache_dir() / f"{spec.name}-standin-v{synthetic.GENERATOR_VERSION}-seed{config.seed}-{counts}"
+    if _finished(final):
         return final
-    make_dirs(base)
-    if final.exists():  # a folder without its marker is not a finished tree
-        shutil.rmtree(final, ignore_errors=True)
+    base = _writable_cache(final.parent)
+    if clear_unfinished(final, _finished):
+        return final
+    remove_stale_staging(base)
     try:
         with atomic_directory(final) as staging:
             spec.write_standin(staging, config)
             marker = {"dataset": spec.name, "generator_version": synthetic.GENERATOR_VERSION, **config.__dict__}
             (staging / STANDIN_MARKER).write_text(json.dumps(marker, indent=1))  # written last
-    except (FileExistsError, OSError):
-        if not (final / STANDIN_MARKER).is_file():  # another process finished first: keep theirs
-            raise
+    except OSError as error:
+        if _finished(final):  # another process finished first: keep theirs
+            return final
+        raise _explain_write_error(error, base, spec) from None
     return final
+
+
+def _finished(folder: Path) -> bool:
+    return (folder / STANDIN_MARKER).is_file()
+
+
+def _writable_cache(base: Path) -> Path:
+    """Create the cache folder if needed and check that this user can write there; errors name the variable."""
+    try:
+        make_dirs(base)
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, "permission denied")
+    except OSError as error:
+        raise _not_writable(base, error) from None
+    return base
+
+
+def _not_writable(base: Path, error: OSError) -> OSError:
+    reason = error.strerror or str(error)
+    return type(error)(
+        f"The stand-in cache {base} is not a folder this user can write to ({reason}). "
+        f"Set the environment variable {CACHE_ENV} to a folder you can write to."
+    )
+
+
+def _explain_write_error(error: OSError, base: Path, spec: DatasetSpec) -> OSError:
+    """A plain sentence for a full disk or an unwritable cache; other errors as they are."""
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return OSError(
+            error.errno,
+            f"No space left on the disk holding the stand-in cache {base} while writing the {spec.label} stand-in; "
+            f"the partial tree was removed. Free some space, or set {CACHE_ENV} to a folder on another disk",
+        )
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return _not_writable(base, error)
+    return error
 
 
 def ensure_dataset(name: str, root: Path | str | None = None, config=None) -> DatasetSource:

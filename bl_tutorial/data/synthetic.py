@@ -27,6 +27,8 @@ Everything is seeded: the same ``seed`` gives byte-identical files. Bump
 from __future__ import annotations
 
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,13 +230,40 @@ def write_drive_standin(root: Path | str, config: DriveStandinConfig = DriveStan
 
 
 def _map_parallel(function, arguments: list):
-    """``map`` over up to two processes (the generators are seeded per item, so order-free)."""
+    """``map`` over up to two processes (the generators are seeded per item, so order-free).
+
+    If the caller stops early (an error, Ctrl-C), the items not yet started are
+    cancelled instead of being computed for nothing. If this process is killed, the
+    workers end too (:func:`_exit_with_parent`).
+    """
     workers = min(2, os.cpu_count() or 1, len(arguments))
     if workers < 2:
         yield from map(function, arguments)
         return
-    with ProcessPoolExecutor(workers) as pool:
+    pool = ProcessPoolExecutor(workers, initializer=_exit_with_parent)
+    try:
         yield from pool.map(function, arguments)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent() -> None:
+    """Worker initialiser: end this worker as soon as the process that started it is gone.
+
+    A worker that waits for work never learns that its parent was killed (``kill -9``,
+    or SIGTERM, which skips Python's clean-up): it would sleep forever. A background
+    thread watches the parent's process id, which changes when the parent dies (the
+    orphan is adopted by another process), and then ends the worker. This works on
+    Linux and macOS alike.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 # =========================================================================== ACDC
