@@ -1,4 +1,4 @@
-"""Timing helper shared by the benchmarks: median wall time of repeated calls."""
+"""Timing helpers shared by the benchmarks: median wall time of repeated calls."""
 
 from __future__ import annotations
 
@@ -17,3 +17,21 @@ def median_seconds(func: Callable[[], object], repeats: int = 7, warmup: int = 1
         func()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved_medians(funcs: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1) -> dict[str, float]:
+    """Median wall-clock seconds of each function, calling them in turn (a, b, c, a, b, c, ...).
+
+    On a shared machine the load drifts while a benchmark runs; taking turns exposes every
+    function to the same drift, so ratios between them stay meaningful.
+    """
+    for _ in range(warmup):
+        for func in funcs.values():
+            func()
+    times: dict[str, list[float]] = {name: [] for name in funcs}
+    for _ in range(repeats):
+        for name, func in funcs.items():
+            start = time.perf_counter()
+            func()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}

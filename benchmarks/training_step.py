@@ -8,7 +8,10 @@ Run: ``python benchmarks/training_step.py``. On the same model and batch, in one
 2. the boundary loss alone (forward + backward) relative to one UNet step;
 3. images per second for UNet and ENet at 256 px and at the fast profile's sizes, and
    peak memory;
-4. on a GPU, the projected wall time of the full DRIVE grid (4 losses x 3 seeds).
+4. the projected wall time of each task's grid of a profile on this device (``--project
+   full`` by default when a GPU is present): the task's own data are loaded to count the
+   training and selection items, and the network's training rate is measured on them;
+   evaluation is not included. ``tools/run_full_profiles.sh`` runs it before the grids.
 """
 
 from __future__ import annotations
@@ -21,12 +24,12 @@ import numpy as np
 import torch
 from _timing import median_seconds
 
+from bl_tutorial.combined import CombinedLoss, ConstantAlpha
 from bl_tutorial.device import device_banner, get_device
 from bl_tutorial.distance import class_distance_maps
-from bl_tutorial.combined import CombinedLoss, ConstantAlpha
 from bl_tutorial.losses import BoundaryLoss, GeneralizedDiceLoss, boundary_loss
-from bl_tutorial.tasks import TASKS
 from bl_tutorial.models import ENet, UNet
+from bl_tutorial.tasks import TASKS
 
 
 def make_batch(batch: int, channels: int, size: int, classes: int, device):
@@ -69,6 +72,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--project",
+        choices=("smoke", "fast", "full"),
+        default=None,
+        help="project the grids of this profile (default: full on a GPU, none on a CPU)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device) if args.device else get_device()
     print(device_banner(device))
@@ -98,7 +107,8 @@ def main() -> None:
     )
 
     # 3: throughput
-    sizes = sorted({256, TASKS["drive"].profiles["fast"].image_size, TASKS["acdc"].profiles["fast"].image_size})
+    fast_sizes = {TASKS["acdc"].profiles["fast"].image_size, TASKS["drive"].profiles["fast"].patch_size}
+    sizes = sorted({256, *fast_sizes})
     for name, factory, channels, classes in [
         ("UNet base 8", partial(UNet, 3, 2, 8), 3, 2),
         ("UNet base 16", partial(UNet, 3, 2, 16), 3, 2),
@@ -114,18 +124,33 @@ def main() -> None:
         print(f"{name:13s} images/s: " + ", ".join(rates))
     print(f"peak memory: {peak_memory_mib(device):.0f} MiB ({'GPU' if device.type == 'cuda' else 'process RSS'})")
 
-    # 4: projection of the full DRIVE grid on this device
-    full = TASKS["drive"].profiles["full"]
+    # 4: projected wall time of each task's grid
+    profile_name = args.project or ("full" if device.type == "cuda" else None)
+    if profile_name:
+        total = 0.0
+        for task in TASKS.values():
+            seconds = projected_seconds(task, profile_name, device)
+            total += seconds
+            print(f"{task.name} {profile_name} grid: about {seconds / 60:.1f} min of training on this device")
+        print(f"all {profile_name} grids: about {total / 60:.1f} min (evaluation and data loading not included)")
+
+
+def projected_seconds(task, profile_name: str, device) -> float:
+    """Training time of a task's grid: items per epoch from its own data, rate measured on this device."""
+    from bl_tutorial.tasks import build_model
+
+    profile = task.profiles[profile_name]
+    conditions = profile.conditions or (None,)
+    data = task.load(profile, None, conditions[0])
+    item = data.train_set[0]
+    size = item["image"].shape[-1]
     torch.manual_seed(0)
-    batch = make_batch(full.batch_size, 3, full.image_size, 2, device)
-    rate = images_per_second(UNet(3, 2, full.width).to(device), *batch, 3)
-    images = 20 - full.n_val
-    runs = len(full.losses) * len(full.seeds)
-    hours = runs * full.epochs * images / rate / 3600
-    print(
-        f"full DRIVE grid ({runs} runs x {full.epochs} epochs x {images} images, UNet base {full.width}, "
-        f"{full.image_size} px): about {hours:.2f} h of training steps on this device (validation not included)"
-    )
+    batch = make_batch(profile.batch_size, task.in_channels, size, task.num_classes, device)
+    rate = images_per_second(build_model(task, profile).to(device), *batch, 3)
+    select_size = data.select_set[0]["image"].shape[-1]
+    per_epoch = len(data.train_set) + len(data.select_set) * (select_size / size) ** 2 / 3  # a forward pass ~ 1/3
+    runs = len(profile.losses) * len(profile.seeds) * len(conditions)
+    return runs * profile.epochs * per_epoch / rate
 
 
 if __name__ == "__main__":

@@ -229,13 +229,22 @@ class LossSpec:
 
     @classmethod
     def parse(cls, name: str, **options) -> LossSpec:
-        """``"gdl+bl"`` -> GDL + alpha BL; ``"ce"`` -> CE alone; ``"bl"`` -> boundary loss alone."""
+        """``"gdl+bl"`` -> GDL + alpha BL; ``"ce"`` -> CE alone; ``"bl"`` -> boundary loss alone.
+
+        A schedule may follow an ``@``: ``"gdl+bl@rebalance"`` (it overrides ``schedule=``).
+
+        >>> LossSpec.parse("gdl+bl@rebalance").schedule
+        'rebalance'
+        """
         if not isinstance(name, str):
             raise TypeError(f"a loss name must be a string such as 'gdl+bl', got {name!r}")
-        parts = name.lower().split("+")
+        name, _, schedule = name.lower().partition("@")
+        if schedule:
+            options["schedule"] = check_choice(schedule, "the schedule after '@'", tuple(SCHEDULES))
+        parts = name.split("+")
         valid = [*REGIONAL_LOSSES, "bl"]
         if any(p not in valid for p in parts) or len(set(parts)) != len(parts):
-            examples = ", ".join([*REGIONAL_LOSSES, *(f"{r}+bl" for r in REGIONAL_LOSSES), "bl"])
+            examples = ", ".join([*REGIONAL_LOSSES, *(f"{r}+bl" for r in REGIONAL_LOSSES), "bl", "gdl+bl@rebalance"])
             raise ValueError(f"unknown loss {name!r}; valid names: {examples}")
         regional = [p for p in parts if p != "bl"]
         if len(regional) > 1:
@@ -244,7 +253,9 @@ class LossSpec:
 
     @property
     def name(self) -> str:
-        return "+".join(([self.regional] if self.regional else []) + (["bl"] if self.boundary else []))
+        """The short name, with ``@schedule`` when the schedule is not the constant one."""
+        base = "+".join(([self.regional] if self.regional else []) + (["bl"] if self.boundary else []))
+        return base if self.schedule == "constant" or not self.boundary else f"{base}@{self.schedule}"
 
     def build(self) -> CombinedLoss:
         """The :class:`~bl_tutorial.losses.CombinedLoss` this spec describes."""

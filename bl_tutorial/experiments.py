@@ -47,7 +47,7 @@ from bl_tutorial.training import TrainConfig, train
 PROFILE_ENV = "BL_TUTORIAL_PROFILE"
 RESULTS_ENV = "BL_TUTORIAL_RESULTS"
 """Environment variable naming a folder of full-profile results (``<task>-full/results.json``)."""
-PROFILE_NAMES = ("fast", "full")
+PROFILE_NAMES = ("smoke", "fast", "full")
 RESULTS_FILE = "results.json"
 PLAN_FILE = "experiment.json"
 REQUIRED_KEYS = ("task", "data", "profile_name", "device", "torch", "seeds", "date", "runs", "summary")
@@ -56,7 +56,9 @@ __all__ = [
     "Plan",
     "plan_experiment",
     "resolve_profile",
+    "notebook_profile",
     "run_experiment",
+    "run_study",
     "load_results",
     "full_results",
     "results_folder",
@@ -64,6 +66,15 @@ __all__ = [
     "saved_arrays",
     "main",
 ]
+
+
+def notebook_profile() -> str:
+    """The profile a notebook runs: ``$BL_TUTORIAL_PROFILE`` (nbval sets ``smoke``), else ``fast``.
+
+    Unlike :func:`resolve_profile`, a GPU does not switch a notebook to the long ``full``
+    profile; set the variable (or pass the profile) to run it.
+    """
+    return check_choice(os.environ.get(PROFILE_ENV) or "fast", "profile", PROFILE_NAMES)
 
 
 def resolve_profile(name: str | None = None) -> str:
@@ -85,7 +96,13 @@ class Plan:
     @property
     def config(self) -> TrainConfig:
         p = self.profile
-        return TrainConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, val_hd95=p.val_hd95)
+        return TrainConfig(
+            epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule, val_hd95=p.val_hd95
+        )
+
+    @property
+    def metric_keys(self) -> tuple[str, ...]:
+        return tuple(metric.key for metric in self.task.metrics)
 
 
 def plan_experiment(
@@ -116,11 +133,12 @@ def plan_experiment(
     specs = {}
     for loss in settings.losses:
         spec = LossSpec.parse(loss, schedule=schedule, boundary_classes=task.boundary_classes)
-        if spec.boundary and spec.regional and schedule == "constant":
+        if spec.boundary and spec.regional and spec.schedule == "constant":
             spec = replace(spec, alpha=settings.alpha)
         specs[loss] = spec
-    TrainConfig(epochs=settings.epochs, batch_size=settings.batch_size, lr=settings.lr)  # checks them
-    return Plan(task, name, settings, specs, schedule)
+    plan = Plan(task, name, settings, specs, schedule)
+    _ = plan.config  # checks epochs, batch size, learning rate
+    return plan
 
 
 # --------------------------------------------------------------------------- the folder of an experiment
@@ -205,9 +223,10 @@ class RunStore:
 
 
 # --------------------------------------------------------------------------- running
-def _signature(plan: Plan, data: TaskData, device: torch.device) -> dict:
+def _signature(plan: Plan, data: TaskData, device: torch.device, condition) -> dict:
     signature = {
         "task": plan.task.name,
+        "condition": condition,
         "profile": asdict(plan.profile),
         "schedule": plan.schedule,
         "data": {"kind": data.source.kind, "note": data.source.note},
@@ -217,11 +236,14 @@ def _signature(plan: Plan, data: TaskData, device: torch.device) -> dict:
     return json.loads(json.dumps(signature))  # tuples become lists, as they are when read back
 
 
-def _header(plan: Plan, data: TaskData, device: torch.device) -> dict:
+def _header(plan: Plan, data: TaskData, device: torch.device, condition) -> dict:
     p = plan.profile
     return {
         "task": plan.task.name,
         "title": plan.task.title,
+        "condition": condition,
+        "map_unit": plan.task.map_unit,
+        "metrics": [asdict(metric) for metric in plan.task.metrics],
         "data": {"kind": data.source.kind, "description": data.source.describe(), "note": data.source.note},
         "profile_name": plan.profile_name,
         "profile": asdict(p),
@@ -253,15 +275,17 @@ def _run_one(plan: Plan, data: TaskData, loss: str, seed: int, device, store: Ru
         )  # fmt: skip
     except FloatingPointError as error:
         return {**record, "status": "failed", "reason": str(error), "time_s": time.perf_counter() - began}
-    metrics = plan.task.evaluate(result.model, data)
+    metrics = plan.task.evaluate(result.model, data)  # at the epoch chosen on the selection split
     if figures and store.folder is not None and plan.task.save_figures is not None:
         plan.task.save_figures(result.model, data, loss, seed, store.folder)
+    result.model.load_state_dict(result.last_state)
     return {
         **record,
         "status": "finished",
         "best_epoch": result.best_epoch,
-        "best_val_dice_training_size": result.best_score,
+        "selection_score": result.best_score,
         "metrics": metrics,
+        "metrics_last": plan.task.evaluate(result.model, data),
         "time_s": time.perf_counter() - began,
         "history": result.history,
     }
@@ -272,6 +296,7 @@ def run_experiment(
     profile: str | None = None,
     out: Path | str | None = None,
     *,
+    condition: float | None = None,
     losses: list[str] | None = None,
     seeds: list[int] | None = None,
     epochs: int | None = None,
@@ -288,23 +313,27 @@ def run_experiment(
 
     Parameters mirror the command line. Every choice is checked before any data is read.
     With ``out``, each finished run is kept as it finishes and a rerun skips it (see the
-    module docstring). Returns the dict of ``results.json``: the provenance (data source,
-    profile, device, torch version, seeds, date), every run (loss, seed, status, selected
-    epoch, metrics, history) and the summary over seeds.
+    module docstring). For a study (a profile with ``conditions``), ``condition`` picks
+    one; :func:`run_study` runs them all. Returns the dict of ``results.json``: the
+    provenance (data, profile, device, torch version, seeds, date), the splits, every run
+    (loss, seed, status, selected epoch, metrics at that epoch and at the last one,
+    history) and the summary over seeds with the paired comparisons.
     """
     plan = plan_experiment(task, profile, losses=losses, seeds=seeds, epochs=epochs, schedule=schedule, alpha=alpha)
+    conditions = plan.profile.conditions
+    if (conditions is None) != (condition is None) or (conditions and condition not in conditions):
+        raise ValueError(f"condition must be one of {conditions} for task {plan.task.name!r}, got {condition!r}")
     device = resolve_device(device)
-    data = plan.task.load(plan.profile, data_root)
-    signature = _signature(plan, data, device)
+    data = plan.task.load(plan.profile, data_root, condition)
+    signature = _signature(plan, data, device, condition)
     store = RunStore.open(out, signature, overwrite)
-    results = {**_header(plan, data, device), "signature": signature, "runs": []}
+    results = {**_header(plan, data, device, condition), "signature": signature, "runs": []}
     p = plan.profile
     log(f"{results['device']}\n{data.source.describe()}")
     log(
-        f"Task {plan.task.name}, profile {plan.profile_name}: {p.model.upper()}, {p.image_size} px, {p.epochs} epochs, "
-        f"batch {p.batch_size}, lr {p.lr:g}, seeds {list(p.seeds)}, {results['parameters'] / 1e6:.2f} M parameters; "
-        f"{len(data.train_set)} training and {len(data.select_set)} selection {plan.task.items}; "
-        f"losses {list(plan.specs)}; schedule {plan.schedule}"
+        f"Task {plan.task.name}, profile {plan.profile_name}: {p.model.upper()}, {p.epochs} epochs, batch "
+        f"{p.batch_size}, lr {p.lr:g}, seeds {list(p.seeds)}, {results['parameters'] / 1e6:.2f} M parameters; "
+        f"{len(data.train_set)} training and {len(data.select_set)} selection items; losses {list(plan.specs)}"
     )
     for seed in p.seeds:
         for loss in plan.specs:
@@ -314,9 +343,25 @@ def run_experiment(
                 store.record(run)
             results["runs"].append(run)
             log(_run_line(run))
-            results.update(summarize(results["runs"]))
+            results.update(summarize(results["runs"], plan.metric_keys))
             store.write(results)
     return results
+
+
+def run_study(task: Task | str, profile: str | None = None, out: Path | str | None = None, **options) -> dict:
+    """Run every condition of a study (e.g. each lesion share): ``{condition: results}``.
+
+    Each condition is an experiment of its own, kept in ``out/condition-<value>`` (so a
+    rerun resumes it); ``options`` are those of :func:`run_experiment`.
+    """
+    plan = plan_experiment(get_task(task), profile)
+    if plan.profile.conditions is None:
+        raise ValueError(f"task {plan.task.name!r} has no conditions; use run_experiment")
+    studies = {}
+    for condition in plan.profile.conditions:
+        folder = None if out is None else Path(out) / f"condition-{condition:g}"
+        studies[condition] = run_experiment(task, plan.profile_name, folder, condition=condition, **options)
+    return studies
 
 
 def _run_line(run: dict) -> str:
@@ -373,7 +418,7 @@ def provenance(results: dict) -> str:
 
 
 def saved_arrays(folder: Path | str, loss: str, seed: int) -> dict:
-    """The probabilities a run saved for the figures (``val_probability``, ``test_probability``, ids)."""
+    """The probabilities a run saved for the figures (``report_probability``, ``test_probability``, ids)."""
     path = figure_path(folder, "probabilities", loss, seed, ".npz")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no saved probabilities (was the run made with figures=True?)")
@@ -426,18 +471,20 @@ def main(argv: list[str] | None = None) -> int:
         plan = plan_experiment(args.task, args.profile, **options)  # every choice checked before any data
         resolve_device(args.device)
         out = args.out if args.out is not None else Path("runs") / f"{args.task}-{plan.profile_name}"
-        results = run_experiment(
-            args.task, plan.profile_name, out, data_root=args.data_root, overwrite=args.overwrite,
-            quiet=args.quiet, device=args.device, **options,
-        )  # fmt: skip
+        common = {"data_root": args.data_root, "overwrite": args.overwrite, "quiet": args.quiet, "device": args.device}
+        if plan.profile.conditions is None:
+            runs = run_experiment(args.task, plan.profile_name, out, **common, **options)["runs"]
+        else:
+            studies = run_study(args.task, plan.profile_name, out, **common, **options)
+            runs = [run for results in studies.values() for run in results["runs"]]
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as error:
         parser.exit(2, f"error: {error}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"interrupted: finished runs are kept in {out}; run the same command again to resume\n")
-    failed = [r for r in results["runs"] if r["status"] == "failed"]
+    failed = [r for r in runs if r["status"] == "failed"]
     for run in failed:
         print(f"failed: {run['loss']} seed {run['seed']}: {run['reason']}", file=sys.stderr)
-    print(f"Results written to {Path(out) / RESULTS_FILE}")
+    print(f"Results written to {out}")
     return 1 if failed else 0
 
 

@@ -12,6 +12,23 @@ Conventions for empty inputs, chosen so that averages stay defined:
 * HD95 and ASSD: both empty give 0.0; exactly one empty gives the diagonal of the image
   in millimetres (the largest distance the grid allows), a finite worst case.
 
+Surface metrics differ between libraries; this module's choices, and the reason:
+
+* HD95 is the *larger of the two directed* 95th percentiles (prediction to truth, truth
+  to prediction), as MONAI's ``compute_hausdorff_distance(percentile=95)``; MedPy's
+  ``hd95`` takes the 95th percentile of both directions pooled.
+* ASSD is the *mean of the two directed means*; MedPy (0.5) and MONAI
+  (``symmetric=True``) pool both directions and take one mean.
+
+Pooling lets the surface with more voxels outweigh the other: a far fragment of false
+positives, or a missed structure, that is a sizeable part of one surface can be a small
+part of the pooled distances, and vanish from their 95th percentile. Treating the two
+directions separately makes HD95 a symmetric worst case: an outlier that holds more than
+5 % of its own surface sets the score, whatever the size of the other surface. It also
+gives each direction half of the ASSD, whatever the sizes of the two surfaces. The
+examples of :func:`hd95` and :func:`assd` show the difference on a square with a far
+fragment.
+
 The identity of the Dice chapter, :math:`\mathrm{DSC} = 2 / (1/P + 1/R)`, holds under
 these conventions; :func:`dice_from_precision_recall` computes its right-hand side.
 """
@@ -182,15 +199,28 @@ def _diagonal(shape: Sequence[int], spacing: Sequence[float]) -> float:
 
 
 def surface_distances(pred, target, spacing=None) -> tuple[np.ndarray, np.ndarray] | None:
-    """Distances (mm) from each surface voxel of ``pred`` to the surface of ``target``, and back.
+    """The two directed surface distances (mm): ``pred`` to ``target``, and ``target`` to ``pred``.
 
     The surface of a mask is its :func:`~bl_tutorial.distance.boundary_set` with face
-    connectivity, counting voxels on the image edge as surface. Returns ``None`` when
-    either mask is empty (no surface to measure from).
+    connectivity, counting voxels on the image edge as surface. The first array holds,
+    for each surface voxel of ``pred``, the Euclidean distance (with ``spacing``) to the
+    nearest surface voxel of ``target``; the second the same from ``target`` to
+    ``pred``. :func:`hd95` and :func:`assd` reduce each direction separately (see the
+    module docstring); pooling them, ``np.concatenate(...)``, gives the pooled variants
+    (MedPy's HD95, MedPy's and MONAI's ASSD). Returns ``None`` when either mask is empty (no surface to measure
+    from).
 
     Returns
     -------
     (pred_to_target, target_to_pred) : tuple of 1D float arrays, or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> a = np.zeros((1, 10), bool); a[0, 2:4] = True
+    >>> b = np.zeros((1, 10), bool); b[0, 5:7] = True
+    >>> [d.tolist() for d in surface_distances(a, b)]
+    [[3.0, 2.0], [2.0, 3.0]]
     """
     pred = as_binary_mask(pred, "pred")
     target = as_binary_mask(target, "target")
@@ -206,12 +236,18 @@ def surface_distances(pred, target, spacing=None) -> tuple[np.ndarray, np.ndarra
 
 
 def hd95(pred, target, spacing=None) -> float:
-    r"""95th-percentile symmetric Hausdorff distance in millimetres.
+    r"""95th-percentile Hausdorff distance in millimetres: the larger of the two directed 95th percentiles.
 
     .. math:: \mathrm{HD95} = \max\big(P_{95}\{d(s, \partial G)\}_{s \in \partial C},
                                         P_{95}\{d(g, \partial C)\}_{g \in \partial G}\big)
 
-    Both empty: 0.0; exactly one empty: the image diagonal in mm (worst case).
+    where :math:`\partial C` and :math:`\partial G` are the surfaces of the prediction
+    and the truth and :math:`d` the distance to the nearest voxel of the other surface
+    (:func:`surface_distances`). This is MONAI's
+    ``compute_hausdorff_distance(percentile=95)``; MedPy's ``hd95`` instead takes the
+    95th percentile of both directions pooled, which a one-sided outlier can hide in
+    (module docstring). Both empty: 0.0; exactly one empty: the image diagonal in mm
+    (worst case).
 
     Examples
     --------
@@ -220,20 +256,48 @@ def hd95(pred, target, spacing=None) -> float:
     >>> b = np.zeros((1, 10), bool); b[0, 5] = True
     >>> hd95(a, b, spacing=(1.0, 0.5))
     1.5
+
+    A square, and a prediction with the same square plus a far fragment of false
+    positives: the fragment sets the score here, and disappears from the pooled
+    percentile.
+
+    >>> truth = np.zeros((40, 40), bool); truth[5:25, 5:25] = True
+    >>> pred = truth.copy(); pred[33:36, 33:36] = True
+    >>> round(hd95(pred, truth), 2)
+    14.1
+    >>> pooled = np.concatenate(surface_distances(pred, truth))
+    >>> round(float(np.percentile(pooled, 95)), 2)
+    0.64
     """
     return _surface_metric(pred, target, spacing, lambda a, b: max(np.percentile(a, 95), np.percentile(b, 95)))
 
 
 def assd(pred, target, spacing=None) -> float:
-    """Average symmetric surface distance in millimetres: the mean of the two directed means.
+    r"""Average symmetric surface distance in millimetres: the mean of the two directed means.
 
-    Both empty: 0.0; exactly one empty: the image diagonal in mm.
+    .. math:: \mathrm{ASSD} = \tfrac12 \big(\operatorname{mean}_{s \in \partial C} d(s, \partial G)
+                                      + \operatorname{mean}_{g \in \partial G} d(g, \partial C)\big)
+
+    Each direction weighs one half whatever the number of voxels on each surface. MedPy
+    (0.5) and MONAI (``symmetric=True``) pool both directions into one mean instead, so
+    that the surface with more voxels weighs more (module docstring). Both empty: 0.0;
+    exactly one empty: the image diagonal in mm.
 
     >>> import numpy as np
     >>> a = np.zeros((1, 10), bool); a[0, 2:4] = True
     >>> b = np.zeros((1, 10), bool); b[0, 5:7] = True
     >>> assd(a, b)
     2.5
+
+    With the square and the far fragment of :func:`hd95`'s example, the pooled mean is
+    larger here, because the prediction's surface (with the fragment) has more voxels:
+
+    >>> truth = np.zeros((40, 40), bool); truth[5:25, 5:25] = True
+    >>> pred = truth.copy(); pred[33:36, 33:36] = True
+    >>> round(assd(pred, truth), 3)
+    0.675
+    >>> round(float(np.concatenate(surface_distances(pred, truth)).mean()), 3)
+    0.708
     """
     return _surface_metric(pred, target, spacing, lambda a, b: (a.mean() + b.mean()) / 2)
 

@@ -210,3 +210,54 @@ def test_class_maps_on_compact_nested_classes(convention, ndim):
     for k in range(5):
         expected = signed_distance(labels == k, spacing, convention, backend="scipy")
         np.testing.assert_allclose(maps[k], expected, rtol=1e-5, atol=1e-4)
+
+
+# ----------------------------------------------------------------- input types and fast paths
+def _smooth_labels(shape, num_classes, seed):
+    """Label images with smooth regions (bands of smoothed noise), like real segmentations."""
+    field = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal(shape), 2)
+    return np.digitize(field, np.quantile(field, np.linspace(0, 1, num_classes + 1)[1:-1]))
+
+
+@pytest.mark.parametrize("convention", ["exact", "official"])
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_class_maps_are_the_same_for_every_label_dtype(convention, ndim):
+    shape, spacing = ((30, 26), (1.5, 0.7)) if ndim == 2 else ((6, 14, 12), (4.0, 1.2, 0.8))
+    binary = _smooth_labels(shape, 2, seed=ndim).astype(bool)
+    expected = class_distance_maps(binary.astype(np.uint8), 2, spacing, convention)
+    for labels in (binary, binary.astype(np.int64), binary.astype(np.int32), binary.astype(np.float32)):
+        np.testing.assert_array_equal(class_distance_maps(labels, 2, spacing, convention), expected)
+    labels = _smooth_labels(shape, 4, seed=ndim)
+    expected = class_distance_maps(labels.astype(np.uint8), 4, spacing, convention)
+    np.testing.assert_array_equal(class_distance_maps(labels.astype(np.int64), 4, spacing, convention), expected)
+    for k in range(4):
+        reference = signed_distance(labels == k, spacing, convention, backend="scipy")
+        np.testing.assert_allclose(expected[k], reference, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("convention", ["exact", "official"])
+@pytest.mark.parametrize("num_classes", [20, 300])
+@pytest.mark.parametrize("present", [(0, 19), (0, 7, 19), (3, 7, 12, 19)])
+def test_class_maps_with_many_classes(convention, num_classes, present):
+    """Many classes (counted with bincount), labels beyond uint8 (num_classes > 255), absent classes."""
+    labels = np.asarray(present)[_smooth_labels((17, 23), len(present), seed=len(present))]
+    if num_classes > 255:
+        labels = np.where(labels == 19, num_classes - 1, labels)
+    maps = class_distance_maps(labels, num_classes, (1.3, 0.6), convention)
+    assert maps.shape == (num_classes, 17, 23) and maps.dtype == np.float32
+    for k in range(num_classes):
+        if k in labels:
+            expected = signed_distance(labels == k, (1.3, 0.6), convention, backend="scipy")
+            np.testing.assert_allclose(maps[k], expected, rtol=1e-5, atol=1e-4)
+        else:
+            assert not maps[k].any()
+
+
+@pytest.mark.parametrize("convention", ["exact", "official"])
+@given(data=st.data(), num_classes=st.integers(2, 4), ndim=st.sampled_from([2, 3]))
+def test_class_maps_have_no_negative_zero(convention, data, num_classes, ndim):
+    labels = data.draw(label_images(num_classes, ndim, max_side=8))
+    spacing = data.draw(spacings(ndim))
+    maps = class_distance_maps(labels, num_classes, spacing, convention)
+    assert not (np.signbit(maps) & (maps == 0)).any()
+    assert np.isfinite(maps).all()

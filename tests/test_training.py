@@ -18,7 +18,7 @@ from bl_tutorial.device import seed_everything
 from bl_tutorial.experiments import load_results, run_experiment
 from bl_tutorial.models import ENet, UNet
 from bl_tutorial.tasks import Profile
-from bl_tutorial.training import TrainConfig, _validation_hd95, train
+from bl_tutorial.training import TrainConfig, _validation_hd95, predict, train
 
 
 @pytest.mark.parametrize("in_channels", [1, 3])
@@ -164,12 +164,17 @@ def test_validation_hd95_keeps_every_label_inside_the_roi():
 # ----------------------------------------------------------------- experiments
 TINY = {
     "drive": Profile(
-        image_size=32, model="unet", width=4, epochs=2, batch_size=2, lr=3e-3, seeds=(0,), losses=("gdl+bl", "gdl"),
-        n_val=1,
+        model="unet", width=4, epochs=2, batch_size=2, lr=3e-3, seeds=(0,), losses=("gdl+bl", "gdl"),
+        n_select=1, n_report=1, patch_size=32, patches_per_image=2,
     ),
     "acdc": Profile(
-        image_size=32, model="enet", epochs=1, batch_size=4, lr=5e-3, seeds=(0,), losses=("bl", "gdl"), n_val=1,
-        augment="none", crop_mm=128, val_hd95=True,
+        model="enet", epochs=1, batch_size=4, lr=5e-3, seeds=(0,), losses=("bl", "gdl"), n_select=1, n_report=1,
+        image_size=32, augment="none", crop_mm=128, val_hd95=True,
+    ),
+    "imbalance": Profile(
+        model="unet", width=4, depth=2, epochs=2, batch_size=4, lr=3e-3, seeds=(0, 1),
+        losses=("gdl", "gdl+bl", "gdl+bl@rebalance"), n_train=4, n_select=2, n_report=2, image_size=32,
+        conditions=(10.0, 1.0),
     ),
 }  # fmt: skip
 QUIET = {"quiet": True, "log": lambda *a: None}
@@ -182,7 +187,8 @@ def tiny_experiments(tmp_path, monkeypatch):
     small = {"drive": synthetic.DriveStandinConfig(3, 1), "acdc": synthetic.AcdcStandinConfig(3, 1)}
     for name, config in small.items():
         monkeypatch.setitem(sources.DATASETS, name, replace(sources.DATASETS[name], standin=config))
-        profiles = {"fast": TINY[name], "full": TINY[name]}
+    for name, profile in TINY.items():
+        profiles = {"smoke": profile, "fast": profile, "full": profile}
         monkeypatch.setitem(tasks.TASKS, name, replace(tasks.TASKS[name], profiles=profiles))
     return tmp_path
 
@@ -196,10 +202,13 @@ def test_drive_results_round_trip(tiny_experiments):
     assert {r["loss"] for r in loaded["runs"]} == {"gdl+bl", "gdl"}
     run = loaded["runs"][0]
     assert 0 <= run["metrics"]["dice"] <= 1 and len(run["metrics"]["dice_per_image"]) == 1
-    assert len(run["history"]) == 2
+    assert 0 <= run["metrics_last"]["dice"] <= 1 and len(run["history"]) == 2
     assert loaded["comparisons"][0]["baseline"] == "gdl"
-    assert (out / "figures" / "val_gdl+bl_seed0.png").is_file()
-    assert experiments.saved_arrays(out, "gdl", 0)["val_probability"].shape == (584, 565)
+    assert {c["epoch"] for c in loaded["comparisons"]} == {"selected", "last"}
+    splits = loaded["splits"]
+    assert not set(splits["select"]) & set(splits["report"]) and not set(splits["train"]) & set(splits["report"])
+    assert (out / "figures" / "report_gdl+bl_seed0.png").is_file()
+    assert experiments.saved_arrays(out, "gdl", 0)["report_probability"].shape == (584, 565)
     assert experiments.provenance(loaded) == "stand-in data, profile fast, CPU, 1 seed"
     with pytest.raises(FileExistsError, match="holds another experiment"):
         run_experiment("drive", "fast", out, losses=["ce"], **QUIET)
@@ -225,7 +234,7 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tiny_experiments, monkeypa
 
     def evaluate_then_interrupt(model, data):
         calls.append(1)
-        if len(calls) == 2:
+        if len(calls) == 3:  # each run is scored twice (selected and last epoch)
             raise KeyboardInterrupt  # Ctrl-C during the second run, after its training
         return task.evaluate(model, data)
 
@@ -265,10 +274,24 @@ def test_the_data_source_is_part_of_the_experiment(tiny_experiments):
 def test_overwrite_removes_stale_figures(tiny_experiments):
     out = tiny_experiments / "stale"
     run_experiment("drive", "fast", out, losses=["gdl"], **QUIET)
-    (out / "figures" / "val_old-loss_seed0.png").write_bytes(b"stale")
+    (out / "figures" / "report_old-loss_seed0.png").write_bytes(b"stale")
     run_experiment("drive", "fast", out, losses=["gdl"], overwrite=True, **QUIET)
-    assert not (out / "figures" / "val_old-loss_seed0.png").exists()
-    assert (out / "figures" / "val_gdl_seed0.png").is_file()
+    assert not (out / "figures" / "report_old-loss_seed0.png").exists()
+    assert (out / "figures" / "report_gdl_seed0.png").is_file()
+
+
+def test_a_study_runs_every_condition_and_pairs_the_schedules(tiny_experiments):
+    out = tiny_experiments / "study"
+    studies = experiments.run_study("imbalance", "fast", out, **QUIET)
+    assert sorted(studies) == [1.0, 10.0] and (out / "condition-10" / "results.json").is_file()
+    results = studies[1.0]
+    assert results["condition"] == 1.0 and results["data"]["kind"] == "synthetic"
+    pairs = {(c["loss"], c["baseline"], c["metric"]) for c in results["comparisons"] if c["epoch"] == "selected"}
+    assert ("gdl+bl@rebalance", "gdl", "hd95") in pairs and ("gdl+bl", "gdl", "dice") in pairs
+    comparison = results["comparisons"][0]
+    assert comparison["n"] == 2 and len(comparison["interval"]) == 2
+    with pytest.raises(ValueError, match="condition must be one of"):
+        run_experiment("imbalance", "fast", None, **QUIET)
 
 
 def test_acdc_metrics(tiny_experiments):
@@ -276,6 +299,7 @@ def test_acdc_metrics(tiny_experiments):
     metrics = results["runs"][0]["metrics"]
     assert metrics["classes"] == ["RV", "MYO", "LV"]
     assert len(metrics["dice_3d"]) == 3 and len(metrics["hd95_2d"]) == 3
+    assert metrics["dice_RV"] == metrics["dice_3d"][0] and metrics["hd95"] == pytest.approx(np.mean(metrics["hd95_3d"]))
     assert all(h >= 0 for h in metrics["hd95_3d"])
     assert "val_hd95" in results["runs"][0]["history"][0]
 
@@ -327,3 +351,34 @@ def test_cli_help_and_tiny_run(tiny_experiments, capsys):
         with pytest.raises(SystemExit) as exit_info:
             experiments.main([*argv, "--profile", "fast"] if "--profile" not in argv else argv)
         assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_absent_device_is_refused_before_any_data_is_read(tiny_experiments, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as exit_info:
+        experiments.main(["drive", "--profile", "fast", "--device", "cuda", "--out", str(tiny_experiments / "x")])
+    assert exit_info.value.code == 2 and "not available" in capsys.readouterr().err
+    assert not (tiny_experiments / "cache").exists(), "no stand-in was generated before the refusal"
+
+
+def test_predict_takes_tensors():
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        predict(UNet(3, 2, base=2, depth=1), np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tiny_drive, tmp_path, monkeypatch):
+    train_set, val_set = tiny_drive
+    checkpoint = tmp_path / "run.pt"
+    spec = LossSpec.parse("ce")
+    train(UNet(3, 2, base=4, depth=2), train_set, val_set, spec, CONFIG, "cpu", checkpoint, stop_after=1)
+    saved = checkpoint.read_bytes()
+    real_save = torch.save
+
+    def full_disk(obj, path, *args, **kwargs):
+        real_save(obj, path, *args, **kwargs)
+        raise OSError(28, "No space left on device")  # as if the disk filled during the write
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError, match="previous checkpoint is intact"):
+        train(UNet(3, 2, base=4, depth=2), train_set, val_set, spec, CONFIG, "cpu", checkpoint, resume=True)
+    assert checkpoint.read_bytes() == saved and not list(tmp_path.glob(".run.pt.*"))

@@ -271,8 +271,8 @@ def _exit_with_parent() -> None:
 class AcdcStandinConfig:
     """How many patients the ACDC-like tree holds (the real set: 100 + 50)."""
 
-    n_training: int = 30
-    n_test: int = 10
+    n_training: int = 100
+    n_test: int = 50
     seed: int = 0
 
 
@@ -324,40 +324,17 @@ def acdc_like_volume(seed: int, phase: str = "ED") -> tuple[np.ndarray, np.ndarr
     fat = _smooth_field(rng, (rows, cols), 4) > 1.1
     lungs = (_smooth_field(rng, (rows, cols), 14) > 0.7) & (np.hypot(yy - centre[0], xx - centre[1]) > 75)
     body = np.hypot((yy - rows * pixel / 2) / 0.95, (xx - cols * pixel / 2) / 1.1) < min(rows, cols) * pixel * 0.47
-
+    background = np.where(body, np.where(lungs, 0.05, np.where(fat, 0.85, 0.32 + 0.06 * tissue)), 0.0)
+    shape = {"centre": centre, "squash": squash, "lv_radius": lv_radius, "wall": wall, "rv_angle": rv_angle,
+             "rv_size": rv_size * (0.75 if es else 1.0), "slices_with_rv": n_slices - n_apical_without_rv}  # fmt: skip
     for z in range(n_slices):
-        depth = z / max(1, n_slices - 1)  # 0 = base, 1 = apex
-        taper = np.sqrt(max(0.05, 1 - 0.8 * depth**1.6))
-        cy, cx = centre + np.array([depth * 6, -depth * 4])
-        dy, dx = (yy - cy) / squash, xx - cx
-        r = np.hypot(dy, dx)
-        r_lv = lv_radius * taper
-        lv = r < r_lv
-        myo = (r >= r_lv) & (r < r_lv + wall * (0.9 + 0.2 * depth))
-        if depth > 0.92:  # the very apex: myocardium only
-            myo |= lv
-            lv[:] = False
-        slice_labels = np.zeros((rows, cols), np.uint8)
-        if z < n_slices - n_apical_without_rv:
-            rv_centre = np.array([cy, cx]) + (r_lv + wall) * 1.05 * np.array([np.sin(rv_angle), np.cos(rv_angle)])
-            r_rv = np.hypot((yy - rv_centre[0]) / 1.4, (xx - rv_centre[1]) / 0.9)
-            rv_radius = r_lv * rv_size * (0.75 if es else 1.0) * (1 - 0.4 * depth)
-            rv = (r_rv < rv_radius) & (r > r_lv + wall + 2.5)
-            slice_labels[rv] = 1
-        slice_labels[myo] = 2
-        slice_labels[lv] = 3
-        labels[z] = slice_labels
-
+        labels[z], r, r_lv = _heart_slice(yy, xx, z / max(1, n_slices - 1), z < shape["slices_with_rv"], shape)
         # intensities: bright blood, dark myocardium, mid-grey tissue, bright fat, dark lungs
-        base = 0.32 + 0.06 * tissue
-        base = np.where(fat, 0.85, base)
-        base = np.where(lungs, 0.05, base)
-        base = np.where(body, base, 0.0)
         blood = 0.78 + 0.05 * rng.standard_normal()
-        base = np.where(slice_labels == 1, blood * 0.92, base)
-        base = np.where(slice_labels == 3, blood, base)
-        base = np.where(slice_labels == 2, 0.2, base)
-        trabeculae = (np.hypot(*np.mgrid[:rows, :cols]) % 9 < 1.5) & (r > r_lv * 0.7) & lv
+        base = np.where(labels[z] == 1, blood * 0.92, background)
+        base = np.where(labels[z] == 3, blood, base)
+        base = np.where(labels[z] == 2, 0.2, base)
+        trabeculae = (np.hypot(*np.mgrid[:rows, :cols]) % 9 < 1.5) & (r > r_lv * 0.7) & (labels[z] == 3)
         base = np.where(trabeculae, base * 0.75, base)
         image[z] = ndimage.gaussian_filter(base, 1.1)
 
@@ -367,6 +344,29 @@ def acdc_like_volume(seed: int, phase: str = "ED") -> tuple[np.ndarray, np.ndarr
     imaginary = rng.normal(0, sigma, image.shape)
     image = np.sqrt(real**2 + imaginary**2) * rng.uniform(250, 450)  # Rician magnitude, scanner units
     return image.astype(np.float32), labels, spacing
+
+
+def _heart_slice(yy: np.ndarray, xx: np.ndarray, depth: float, with_rv: bool, shape: dict):
+    """Labels of one short-axis slice at ``depth`` (0 = base, 1 = apex), its radius map and LV radius."""
+    taper = np.sqrt(max(0.05, 1 - 0.8 * depth**1.6))
+    cy, cx = shape["centre"] + np.array([depth * 6, -depth * 4])
+    r = np.hypot((yy - cy) / shape["squash"], xx - cx)
+    r_lv, wall = shape["lv_radius"] * taper, shape["wall"]
+    lv = r < r_lv
+    myo = (r >= r_lv) & (r < r_lv + wall * (0.9 + 0.2 * depth))
+    if depth > 0.92:  # the very apex: myocardium only
+        myo |= lv
+        lv[:] = False
+    labels = np.zeros(yy.shape, np.uint8)
+    if with_rv:
+        angle = shape["rv_angle"]
+        rv_centre = np.array([cy, cx]) + (r_lv + wall) * 1.05 * np.array([np.sin(angle), np.cos(angle)])
+        r_rv = np.hypot((yy - rv_centre[0]) / 1.4, (xx - rv_centre[1]) / 0.9)
+        rv_radius = r_lv * shape["rv_size"] * (1 - 0.4 * depth)
+        labels[(r_rv < rv_radius) & (r > r_lv + wall + 2.5)] = 1
+    labels[myo] = 2
+    labels[lv] = 3
+    return labels, r, r_lv
 
 
 def _nifti_affine(spacing_zyx: tuple[float, float, float], rng: np.random.Generator) -> np.ndarray:
