@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from conftest import label_images, masks, spacings
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import ndimage
@@ -15,6 +14,7 @@ from bl_tutorial.distance import (
     signed_distance,
     signed_distance_reference,
 )
+from conftest import label_images, masks, spacings
 
 BACKENDS = ["edt", "scipy"] if distance._edt_module is not None else ["scipy"]
 

@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import torch
-from conftest import masks
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +20,7 @@ from bl_tutorial.losses import (
     focal_loss,
     generalized_dice_loss,
 )
+from conftest import masks
 
 
 def random_case(seed, batch=2, classes=3, spatial=(6, 7)):

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from conftest import masks, spacings
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -19,6 +18,7 @@ from bl_tutorial.metrics import (
     precision,
     recall,
 )
+from conftest import masks, spacings
 
 pairs = st.integers(1, 60).flatmap(lambda n: st.tuples(arrays(bool, n), arrays(bool, n)))
 
