@@ -278,3 +278,20 @@ def test_book_pages_declare_each_script_once_and_serve_mathjax_themselves(html):
         mathjax = re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', text)
         assert all("_static/mathjax/" in src for src in mathjax), f"{page.name}: MathJax from {mathjax}"
         assert "font-awesome" not in text, f"{page.name}: a Font Awesome stylesheet from a CDN"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_quoted_number_is_printed_where_the_notebook_runs(notebook):
+    """Outside the built book, {glue:text} roles show as raw text: each key a paragraph quotes
+    must be glued by glue_values in an earlier cell, which prints it above the paragraph."""
+    printed, missing = set(), []
+    for cell in json.loads(notebook.read_text())["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] == "code" and "glue_values(" in source:
+            call = source[source.index("glue_values(") :]
+            printed |= set(re.findall(r"(\w+)\s*=", call))
+        elif cell["cell_type"] == "markdown":
+            quoted = re.findall(r"\{glue:text\}`(\w+)", source)
+            missing += [key for key in quoted if key not in printed]
+    assert not missing, f"quoted before glue_values prints them: {missing}"
+    assert "{doc}" not in notebook.read_text() and "{cite:" not in notebook.read_text()
