@@ -183,8 +183,8 @@ class CombinedLoss(nn.Module):
             regional = self.regional(probs, target, validate=False)
         else:  # a module of the reader's own
             regional = self.regional(probs, target)
-        if self.boundary is None:
-            boundary, w_boundary = zero, 0.0
+        if self.boundary is None:  # the regional loss alone, at full weight whatever the schedule
+            boundary, w_boundary, w_regional = zero, 0.0, 1.0
         else:
             boundary = self.boundary(probs, dist_maps, validate=False)
         total = w_regional * regional + w_boundary * boundary
@@ -215,6 +215,11 @@ class LossSpec:
         check_choice(self.schedule, "schedule", tuple(SCHEDULES))
         if self.regional is None and not self.boundary:
             raise ValueError("a LossSpec needs a regional loss, the boundary loss, or both")
+        if not self.boundary and self.schedule != "constant":
+            raise ValueError(
+                f"a schedule sets the weight of the boundary term; {self.regional!r} has none "
+                f"(got schedule={self.schedule!r})"
+            )
         if self.alpha is not None and not (self.boundary and self.schedule == "constant"):
             raise ValueError(
                 "alpha weighs the boundary term under the constant schedule only; "

@@ -171,9 +171,15 @@ def paired_difference(values: Sequence[float], baseline: Sequence[float], confid
     """
     from scipy import stats
 
-    diffs = np.asarray(values, float) - np.asarray(baseline, float)
-    if diffs.ndim != 1 or diffs.size == 0:
-        raise ValueError(f"values and baseline must be non-empty 1D sequences of one length, got {diffs.shape}")
+    values, baseline = np.asarray(values, float), np.asarray(baseline, float)
+    if values.ndim != 1 or values.shape != baseline.shape or values.size == 0:
+        raise ValueError(
+            f"values and baseline must be non-empty 1D sequences of one length, got shapes {values.shape} "
+            f"and {baseline.shape}"
+        )
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1 (0.95 for 95 %), got {confidence!r}")
+    diffs = values - baseline
     n, mean = int(diffs.size), float(diffs.mean())
     if n < 2:
         return {"n": n, "differences": diffs.tolist(), "mean": mean, "se": None, "interval": None}
@@ -282,7 +288,7 @@ def comparison_sentence(
         return f"{head} from a single seed: the spread between seeds is unknown, so this cannot be told from noise."
     low, high = comparison["interval"]
     head += f" over {comparison['n']} seeds (95 % interval {low:+.3f} to {high:+.3f})"
-    if low <= 0 <= high:
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0 <= high:
         return f"{head}; the interval includes zero, so these runs cannot tell the two losses apart."
     if higher_is_better is None:
         verdict = "higher" if low > 0 else "lower"

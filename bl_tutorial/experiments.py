@@ -130,15 +130,27 @@ def plan_experiment(
     check_choice(schedule, "schedule", tuple(SCHEDULES))
     if schedule != "constant" and alpha is not None:
         raise ValueError(f"alpha sets the constant schedule only; the {schedule} schedule has its own weights")
+    _check_grid(settings)
     specs = {}
     for loss in settings.losses:
-        spec = LossSpec.parse(loss, schedule=schedule, boundary_classes=task.boundary_classes)
+        spec = LossSpec.parse(loss, boundary_classes=task.boundary_classes)
+        if spec.boundary and "@" not in loss:  # the experiment's schedule, for the boundary term only
+            spec = replace(spec, schedule=schedule, alpha=None)
         if spec.boundary and spec.regional and spec.schedule == "constant":
             spec = replace(spec, alpha=settings.alpha)
         specs[loss] = spec
     plan = Plan(task, name, settings, specs, schedule)
     _ = plan.config  # checks epochs, batch size, learning rate
     return plan
+
+
+def _check_grid(settings: Profile) -> None:
+    """At least one loss and one seed, no seed or loss twice."""
+    if not settings.losses or not settings.seeds:
+        raise ValueError(f"losses and seeds must not be empty, got {list(settings.losses)} and {list(settings.seeds)}")
+    names = [loss.lower() for loss in settings.losses]
+    if len(set(names)) != len(names) or len(set(settings.seeds)) != len(settings.seeds):
+        raise ValueError(f"losses and seeds must not repeat, got {list(settings.losses)} and {list(settings.seeds)}")
 
 
 # --------------------------------------------------------------------------- the folder of an experiment
@@ -166,14 +178,29 @@ class RunStore:
     def __init__(self, folder: Path | None):
         self.folder = folder
 
+    @staticmethod
+    def check_folder(out) -> Path | None:
+        """``out`` as a folder that is new, empty, or an experiment's; anything else is refused."""
+        if out is None:
+            return None
+        if not isinstance(out, (str, Path)) or str(out) == "":
+            raise ValueError(f"out must name a folder, got {out!r}")
+        folder = Path(out).expanduser()
+        if folder.exists() and not folder.is_dir():
+            raise NotADirectoryError(f"{folder}: exists and is not a folder")
+        if folder.is_dir() and any(folder.iterdir()) and not (folder / PLAN_FILE).is_file():
+            raise FileExistsError(
+                f"{folder} is not empty and holds no experiment ({PLAN_FILE}); choose a new or empty folder"
+            )
+        return folder
+
     @classmethod
     def open(cls, out, signature: dict, overwrite: bool) -> RunStore:
         """Use ``out`` for the experiment ``signature``; refuse a folder that holds another one."""
-        if out is None:
+        folder = cls.check_folder(out)
+        if folder is None:
             return cls(None)
-        if not isinstance(out, (str, Path)) or str(out) == "":
-            raise ValueError(f"out must name a folder, got {out!r}")
-        folder = make_dirs(Path(out).expanduser())
+        folder = make_dirs(folder)
         plan_file = folder / PLAN_FILE
         if overwrite:
             for stale in ("runs", "checkpoints", "figures"):
@@ -191,10 +218,6 @@ class RunStore:
                     f"{folder} holds another experiment (differs in {'; '.join(differing)}); "
                     "choose another --out, or pass --overwrite (overwrite=True) to start over there"
                 )
-        elif (folder / RESULTS_FILE).is_file():
-            raise FileExistsError(
-                f"{folder} holds results of an unknown experiment; choose another --out or --overwrite"
-            )
         write_json_atomic(plan_file, {"signature": signature})
         return cls(folder)
 
@@ -223,13 +246,19 @@ class RunStore:
 
 
 # --------------------------------------------------------------------------- running
+def _data_identity(source) -> str:
+    """The data an experiment used: the resolved folder of a tree, or the description of generated data."""
+    root = getattr(source, "root", None)
+    return str(Path(root).resolve()) if root is not None else source.describe()
+
+
 def _signature(plan: Plan, data: TaskData, device: torch.device, condition) -> dict:
     signature = {
         "task": plan.task.name,
         "condition": condition,
         "profile": asdict(plan.profile),
         "schedule": plan.schedule,
-        "data": {"kind": data.source.kind, "note": data.source.note},
+        "data": {"kind": data.source.kind, "where": _data_identity(data.source)},
         "device": device.type,
         "code": f"{__version__}+{_code_digest()}",
     }
@@ -324,6 +353,7 @@ def run_experiment(
     if (conditions is None) != (condition is None) or (conditions and condition not in conditions):
         raise ValueError(f"condition must be one of {conditions} for task {plan.task.name!r}, got {condition!r}")
     device = resolve_device(device)
+    RunStore.check_folder(out)  # before any data is read
     data = plan.task.load(plan.profile, data_root, condition)
     signature = _signature(plan, data, device, condition)
     store = RunStore.open(out, signature, overwrite)

@@ -67,7 +67,7 @@ def _check_tensor(x, name: str) -> Tensor:
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.ndim not in (3, 4, 5):
         raise ValueError(f"{name} must have shape (B, K, *spatial) with 1 to 3 spatial axes, got shape {_shape(x)}")
-    if x.shape[0] == 0 or x[0, 0].numel() == 0:
+    if x.numel() == 0:
         raise ValueError(f"{name} must hold at least one image with at least one voxel, got shape {_shape(x)}")
     return x
 
@@ -84,7 +84,8 @@ def _check_probs(probs, name: str = "probs") -> Tensor:
         p = probs.detach()
         finite = torch.isfinite(p).all()
         in_range = ((p >= 0) & (p <= 1)).all()
-        on_simplex = ((p.sum(1) - 1).abs() <= SIMPLEX_TOLERANCE).all()
+        tolerance = max(SIMPLEX_TOLERANCE, 4 * torch.finfo(p.dtype).eps)  # bfloat16 rounds more coarsely
+        on_simplex = ((p.sum(1) - 1).abs() <= tolerance).all()
         flags = torch.stack([finite, in_range, on_simplex]).tolist()  # one device sync
     if not flags[0]:
         raise ValueError(f"{name} must be finite, but it contains NaN or inf")

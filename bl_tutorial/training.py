@@ -70,7 +70,7 @@ class TrainConfig:
         check_choice(self.lr_schedule, "lr_schedule", ("constant", "cosine"))
 
 
-RESUMABLE_DIFFERENCES = ("quiet", "num_workers")
+RESUMABLE_DIFFERENCES = ("quiet",)
 """Settings a checkpoint may be resumed with under another value (they do not change the run)."""
 
 
@@ -281,11 +281,13 @@ def _check_finite(parts, epoch: int, step: int) -> None:
         )
 
 
-def _validation_hd95(pred: torch.Tensor, labels: torch.Tensor, roi: torch.Tensor, spacing: torch.Tensor) -> list:
+def _validation_hd95(
+    pred: torch.Tensor, labels: torch.Tensor, roi: torch.Tensor, spacing: torch.Tensor, num_classes: int
+) -> list:
     """HD95 (in the unit of ``spacing``) per image and foreground class, inside the region of interest."""
     pred = torch.where(roi, pred, 0).cpu().numpy()  # outside the ROI: background
     labels, spacing = labels.cpu().numpy(), spacing.cpu().numpy()
-    classes = range(1, int(max(pred.max(), labels.max(), 1)) + 1)
+    classes = range(1, num_classes)
     return [[hd95(p == k, t == k, tuple(s)) for k in classes] for p, t, s in zip(pred, labels, spacing)]
 
 
@@ -346,7 +348,7 @@ def run_epoch(
             pred, labels = probs.argmax(1), target.argmax(1)
             means.add("dice", batch_dice(pred, labels, target.shape[1], roi).mean(0), n)
             if val_hd95:
-                hd95_values += _validation_hd95(pred, labels, roi.bool(), batch["spacing"])
+                hd95_values += _validation_hd95(pred, labels, roi.bool(), batch["spacing"], target.shape[1])
     result = means.result()
     if hd95_values:
         result["hd95"] = np.mean(hd95_values, axis=0).tolist()

@@ -275,3 +275,28 @@ def test_combined_loss_checks_once_and_unchecked_parts_agree():
     torch.testing.assert_close(checked.total, unchecked.total)
     with pytest.raises(ValueError, match="probs must sum to 1"):
         loss(probs * 0.5, target, maps)
+
+
+def test_paired_differences_refuse_what_they_cannot_compare():
+    from bl_tutorial.evaluation import comparison_sentence, paired_difference
+
+    with pytest.raises(ValueError, match="one length"):
+        paired_difference([0.8, 0.9, 0.7], [0.5])
+    with pytest.raises(ValueError, match="confidence"):
+        paired_difference([0.8, 0.9], [0.7, 0.6], confidence=95)
+    unknown = {"loss": "a+bl", "baseline": "a", "n": 2, "mean": 0.1, "se": float("nan"), "interval": [np.nan, np.nan]}
+    assert "cannot tell" in comparison_sentence(unknown)
+
+
+def test_regional_only_combinations_keep_full_weight_under_any_schedule():
+    probs, target, maps, _ = random_case(9, classes=2)
+    parts = CombinedLoss(GeneralizedDiceLoss(), None, RebalanceAlpha())(probs, target, maps, epoch=80)
+    assert parts.regional_weight == 1.0
+    torch.testing.assert_close(parts.total, generalized_dice_loss(probs, target))
+
+
+def test_zero_classes_and_bfloat16_probabilities():
+    with pytest.raises(ValueError, match="at least one image"):
+        boundary_loss(torch.zeros(1, 0, 3, 3), torch.zeros(1, 0, 3, 3))
+    probs, _, maps, _ = random_case(10, classes=3)
+    assert torch.isfinite(boundary_loss(probs.bfloat16(), maps.bfloat16()))  # bfloat16 sums are coarser

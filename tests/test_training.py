@@ -1,6 +1,7 @@
 """Models, the training loop, the experiment runner and its command line."""
 
 import json
+import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -157,8 +158,10 @@ def test_empty_splits_are_refused(tiny_drive):
 def test_validation_hd95_keeps_every_label_inside_the_roi():
     labels = torch.tensor([[[0, 1, 1, 0, 2, 2, 0, 3, 3, 0]]])  # one image, one row, three classes
     roi = torch.ones_like(labels, dtype=torch.bool)
-    perfect = _validation_hd95(labels, labels, roi, torch.tensor([[1.0, 1.0]]))
+    perfect = _validation_hd95(labels, labels, roi, torch.tensor([[1.0, 1.0]]), 4)
     assert perfect == [[0.0, 0.0, 0.0]]  # a bitwise AND with the ROI turned label 2 into 0 and 3 into 1
+    no_lv = torch.tensor([[[0, 1, 1, 0, 2, 2, 0, 0, 0, 0]]])  # a batch without class 3 still scores 3 classes
+    assert len(_validation_hd95(no_lv, no_lv, roi, torch.tensor([[1.0, 1.0]]), 4)[0]) == 3
 
 
 # ----------------------------------------------------------------- experiments
@@ -267,8 +270,30 @@ def test_the_data_source_is_part_of_the_experiment(tiny_experiments):
     out = tiny_experiments / "sources"
     run_experiment("drive", "fast", out, losses=["gdl"], **QUIET)
     standin = sources.ensure_dataset("drive").root
+    run_experiment("drive", "fast", out, losses=["gdl"], data_root=standin, **QUIET)  # the same tree: resumes
+    other = shutil.copytree(standin, tiny_experiments / "another-tree")
     with pytest.raises(FileExistsError, match="differs in data"):
-        run_experiment("drive", "fast", out, losses=["gdl"], data_root=standin, **QUIET)
+        run_experiment("drive", "fast", out, losses=["gdl"], data_root=other, **QUIET)
+
+
+def test_a_folder_that_is_not_an_experiment_is_refused_before_any_data_is_read(tiny_experiments):
+    folder = tiny_experiments / "busy"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="holds no experiment"):
+            run_experiment("drive", "fast", folder, overwrite=overwrite, **QUIET)
+    assert (folder / "notes.txt").read_text() == "mine" and not (tiny_experiments / "cache").exists()
+
+
+def test_baselines_keep_full_weight_and_grids_do_not_repeat(tiny_experiments):
+    plan = experiments.plan_experiment("drive", "fast", schedule="rebalance")
+    assert plan.specs["gdl"].schedule == "constant" and plan.specs["gdl+bl"].schedule == "rebalance"
+    with pytest.raises(ValueError, match="schedule sets the weight of the boundary term"):
+        LossSpec.parse("gdl@rebalance")
+    for options in ({"losses": []}, {"seeds": [0, 0]}, {"losses": ["gdl", "GDL"]}):
+        with pytest.raises(ValueError, match="must not"):
+            experiments.plan_experiment("drive", "fast", **options)
 
 
 def test_overwrite_removes_stale_figures(tiny_experiments):

@@ -190,7 +190,8 @@ class DriveDataset(_MapsDataset):
     """DRIVE images, resized to ``size`` x ``size`` or at native size, with vessel targets and cached maps.
 
     The maps are in pixels of the report's 256 x 256 images whatever ``size`` is (see the
-    module docstring), so at ``size=256`` they are the report's maps.
+    module docstring). With ``maps="resized"`` and ``size=256`` they are the report's
+    maps; the default ``maps="native"`` measures the same unit on the native annotation.
 
     Parameters
     ----------
@@ -345,11 +346,12 @@ class AcdcDataset(_MapsDataset):
 
     Each (patient, phase) volume is resized in-plane (image bilinear, labels nearest) so
     that ``crop_mm`` millimetres span ``size`` pixels (or the whole slice does, without
-    ``crop_mm``), normalised, and its distance maps are computed *once*, on the whole
+    ``crop_mm``; an axis shorter than ``crop_mm`` spans ``size`` pixels with its own,
+    larger spacing), normalised, and its distance maps are computed *once*, on the whole
     resized volume: in 3D with its spacing (``maps="3d"``, default), or slice by slice
-    with the in-plane spacing (``maps="2d"``), in millimetres. Only then is the central
-    ``size`` x ``size`` crop cut and the volume cut into slices, so that the crop changes
-    no distance.
+    with the in-plane spacing (``maps="2d"``), in millimetres. Only then is the
+    ``size`` x ``size`` square at the centre of the image cut out and the volume cut into
+    slices, so that the crop changes no distance. The spacing of each slice is kept.
 
     Parameters
     ----------
