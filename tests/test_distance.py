@@ -1,5 +1,10 @@
 """Distance maps against brute force, the official convention, and bad input."""
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -31,7 +36,7 @@ def official_formula(mask, spacing):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @given(data=st.data(), ndim=st.sampled_from([2, 3]))
-def test_seed_matches_brute_force(backend, data, ndim):
+def test_exact_matches_brute_force(backend, data, ndim):
     mask = data.draw(masks(ndim))
     spacing = data.draw(spacings(ndim))
     fast = signed_distance(mask, spacing, backend=backend)
@@ -41,7 +46,7 @@ def test_seed_matches_brute_force(backend, data, ndim):
 
 
 @given(data=st.data(), ndim=st.sampled_from([2, 3]))
-def test_seed_is_exactly_zero_on_the_boundary_set(data, ndim):
+def test_exact_is_zero_on_the_boundary_set(data, ndim):
     mask = data.draw(masks(ndim))
     spacing = data.draw(spacings(ndim))
     phi = signed_distance(mask, spacing)
@@ -261,3 +266,31 @@ def test_class_maps_have_no_negative_zero(convention, data, num_classes, ndim):
     maps = class_distance_maps(labels, num_classes, spacing, convention)
     assert not (np.signbit(maps) & (maps == 0)).any()
     assert np.isfinite(maps).all()
+
+
+def test_speed_benchmark_runs_every_workload_and_its_maps_agree():
+    """``benchmarks/distance_maps.py --quick``: every workload timed, every summary printed,
+    and the official convention's maps equal to the official code's on all of them."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "distance_maps.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for workload in (
+        "smooth ridges",
+        "fine ridges",
+        "large blobs",
+        "nested rings",
+        "nested rings 3D",
+        "fine ridges 3D",
+        "nested blobs 3D",
+    ):
+        assert re.search(rf"^{workload} +(bool|uint8|int64) ", out, re.M), workload
+    for summary in ("speed-up over the official approach", "ratio to the floor", "ceiling", "peak memory"):
+        assert summary in out, summary
+    difference = float(re.search(r"largest \|difference\|\): ([0-9.e+-]+)", out).group(1))
+    assert difference < 1e-4
