@@ -140,6 +140,35 @@ def test_explorer_figure_has_the_physical_aspect():
         assert ax.get_aspect() == 1.0  # one mm is as long across as down
         assert "mm" in ax.get_xlabel() and "mm" in ax.get_ylabel()
     assert "2 mm" in fig._suptitle.get_text() and "0.5 mm" in fig._suptitle.get_text()
+    assert "drawn" not in fig._suptitle.get_text()  # 4:1 is drawn as it is
+
+
+@pytest.mark.parametrize(("row", "column", "drawn", "true"), [(10.0, 0.1, "4:1", "100:1"), (0.25, 5.0, "1:4", "1:20")])
+def test_explorer_figure_caps_the_stretch_and_says_so(row, column, drawn, true):
+    state = explorer_state("disc", 10, row, column)
+    fig = maps.explorer_figure(state)
+    limit = maps.MAX_DRAWN_STRETCH
+    for ax in fig.axes[:2]:
+        left, right, bottom, top = ax.images[0].get_extent()
+        rows, cols = state.mask.shape
+        pixel_drawn = ax.get_aspect() * (bottom - top) / rows / ((right - left) / cols)  # height over width
+        assert pixel_drawn == pytest.approx(limit if row > column else 1 / limit)
+    assert f"pixels drawn {drawn} (height:width), not {true}" in fig._suptitle.get_text()
+
+
+def test_explorer_sends_its_figure_as_a_png_whatever_the_backend(monkeypatch):
+    """A bare ``Figure`` shows as "<Figure size ...>" in a kernel that never imported pyplot."""
+    pytest.importorskip("ipywidgets")
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objects, **kw: shown.extend(objects))
+    maps.distance_map_explorer()
+    (image,) = shown
+    assert isinstance(image, IPython.display.Image) and image.format == "png"
+    assert image.data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(image.data[16:20], "big"), int.from_bytes(image.data[20:24], "big")
+    assert (width, height) == (760, 350)  # a fixed size, so the panel does not move when the figure changes
 
 
 def test_animation_frames_draw_each_spacing_in_mm():
@@ -221,6 +250,9 @@ def test_notebooks_install_from_the_one_repository_url(notebook):
 def test_notebooks_are_saved_without_errors_and_end_with_exercises(notebook):
     content = json.loads(notebook.read_text())
     assert not any(o.get("output_type") == "error" for c in content["cells"] for o in c.get("outputs", []))
+    # no traces of a run saved by mistake: cell timestamps, or widget state whose outputs are gone
+    assert not [c["id"] for c in content["cells"] if "execution" in c["metadata"]]
+    assert "widgets" not in content["metadata"]
     text = "".join("".join(c["source"]) for c in content["cells"] if c["cell_type"] == "markdown")
     assert "What you will learn" in text and "## Summary" in text and "## Exercises" in text
 

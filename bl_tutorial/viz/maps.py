@@ -206,11 +206,20 @@ def explorer_state(
     return ExplorerState(mask, phi, (spacing[0], spacing[1]), "; ".join(notes) or "ok", convention, tuple(notes))
 
 
+MAX_DRAWN_STRETCH = 4.0  # the explorer draws a pixel at most 4 times longer one way than the other
+
+
+def _height_to_width(ratio: float) -> str:
+    return f"{ratio:.3g}:1" if ratio >= 1 else f"1:{1 / ratio:.3g}"
+
+
 def explorer_figure(state: ExplorerState, figsize=(7.6, 3.5)):
     """The explorer's figure for one state: the mask with its boundary set, and phi, both in mm.
 
     Both panels have the physical aspect of the grid (``extent_mm``): with a row spacing of
-    2 mm the shape is drawn twice as tall as with 1 mm. Returns a matplotlib ``Figure``.
+    2 mm the shape is drawn twice as tall as with 1 mm. Beyond a stretch of
+    ``MAX_DRAWN_STRETCH`` (a 0.1 x 10 mm pixel would be a sliver) the pixels are drawn at
+    that stretch and the title says so. Returns a matplotlib ``Figure``.
     """
     from matplotlib.figure import Figure
 
@@ -219,7 +228,14 @@ def explorer_figure(state: ExplorerState, figsize=(7.6, 3.5)):
     plot_mask(axes[0], state.mask, spacing=state.spacing)
     plot_signed_distance(axes[1], state.phi, state.mask, rf"$\phi$ ({state.convention})", spacing=state.spacing)
     row, column = state.spacing
-    fig.suptitle(f"spacing: rows {row:g} mm, columns {column:g} mm")
+    title = f"spacing: rows {row:g} mm, columns {column:g} mm"
+    ratio = row / column  # a pixel's height over its width
+    drawn = min(max(ratio, 1 / MAX_DRAWN_STRETCH), MAX_DRAWN_STRETCH)
+    if drawn != ratio:  # a thin sliver shows nothing: stretch less, and say so
+        for ax in axes:
+            ax.set_aspect(drawn / ratio)
+        title += f"\npixels drawn {_height_to_width(drawn)} (height:width), not {_height_to_width(ratio)}"
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
@@ -228,9 +244,20 @@ def explorer_figure(state: ExplorerState, figsize=(7.6, 3.5)):
 # width and height (long notes wrap, then scroll inside it), so that nothing moves when a
 # control changes or a note appears. The figure sits to the right of the controls, or under
 # them when the window is too narrow for both.
-CONTROL_WIDTH = "340px"
-LABEL_WIDTH = "130px"
+CONTROL_WIDTH = "380px"
+LABEL_WIDTH = "150px"  # the longest description, "column spacing (mm)", needs 142 px in JupyterLab
 NOTE_HEIGHT = "120px"
+FIGURE_DPI = 100  # the figure is sent as a PNG of fixed size: 7.6 x 3.5 in -> 760 x 350 px
+
+
+def _figure_png(fig) -> bytes:
+    """The figure as PNG bytes, whatever matplotlib backend the kernel runs (an unshown
+    ``Figure`` is only drawn by Jupyter's inline backend once pyplot has been imported)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=FIGURE_DPI)
+    return buffer.getvalue()
 
 
 def _note_html(state: ExplorerState) -> str:
@@ -252,7 +279,7 @@ def distance_map_explorer():
     ``VBox`` ending with the note area, an ``HTML`` widget) and the figure (an ``Output``).
     """
     import ipywidgets as widgets
-    from IPython.display import display
+    from IPython.display import Image, display
 
     def fixed(**extra):  # every control: the same width, the same width for its description
         return {"layout": widgets.Layout(width=CONTROL_WIDTH), "style": {"description_width": LABEL_WIDTH, **extra}}
@@ -261,12 +288,10 @@ def distance_map_explorer():
     size = widgets.FloatSlider(value=10, min=1, max=22, step=0.5, description="size (px)", **fixed())
     spacing_y = widgets.FloatText(value=1.0, description="row spacing (mm)", **fixed())
     spacing_x = widgets.FloatText(value=1.0, description="column spacing (mm)", **fixed())
-    target = widgets.ToggleButtons(
-        options=["foreground", "background"], description="class", **fixed(button_width="95px")
-    )
-    convention = widgets.ToggleButtons(
-        options=["exact", "official"], description="convention", **fixed(button_width="95px")
-    )
+    # drop-downs, not toggle buttons: ipywidgets 8 puts a ToggleButtons' description above
+    # its buttons, out of line with the other controls
+    target = widgets.Dropdown(options=["foreground", "background"], description="class", **fixed())
+    convention = widgets.Dropdown(options=["exact", "official"], description="convention", **fixed())
     note = widgets.HTML(layout=widgets.Layout(width=CONTROL_WIDTH, height=NOTE_HEIGHT, overflow="auto"))
     output = widgets.Output()
     last = {"spacing": (1.0, 1.0), "busy": False}
@@ -286,14 +311,14 @@ def distance_map_explorer():
         note.value = _note_html(state)
         with output:
             output.clear_output(wait=True)
-            display(explorer_figure(state))
+            display(Image(data=_figure_png(explorer_figure(state)), format="png"))
 
     for control in (shape, size, spacing_y, spacing_x, target, convention):
         control.observe(redraw, names="value")
     redraw()
     controls = widgets.VBox(
         [shape, size, spacing_y, spacing_x, target, convention, note],
-        layout=widgets.Layout(width="350px", flex="0 0 auto"),  # never grows or shrinks
+        layout=widgets.Layout(width="390px", flex="0 0 auto"),  # never grows or shrinks
     )
     return widgets.HBox([controls, output], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start"))
 
