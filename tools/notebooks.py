@@ -1,5 +1,6 @@
 """Keep the notebooks in the form the repository stores them: no outputs, except in the cells
-nbval compares (marked ``# NBVAL_CHECK_OUTPUT``), which keep their outputs and execution counts.
+nbval compares (marked ``# NBVAL_CHECK_OUTPUT``), which keep their outputs and execution counts;
+no trace of a run (cell timestamps, widget state).
 
     python tools/notebooks.py strip notebooks/*.ipynb      # drop every other output
     python tools/notebooks.py execute notebooks/05_drive.ipynb  # run (smoke profile), then strip
@@ -21,7 +22,9 @@ MARK = "# NBVAL_CHECK_OUTPUT"
 
 def strip(path: Path) -> None:
     notebook = json.loads(path.read_text())
+    notebook["metadata"].pop("widgets", None)  # widget state of a run, useless without its outputs
     for cell in notebook["cells"]:
+        cell["metadata"].pop("execution", None)  # a run's timestamps
         if cell["cell_type"] != "code":
             continue
         if MARK not in "".join(cell["source"]):
