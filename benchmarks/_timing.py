@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable
@@ -20,17 +21,23 @@ def median_seconds(func: Callable[[], object], repeats: int = 7, warmup: int = 1
 
 
 def interleaved_medians(funcs: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 1) -> dict[str, float]:
-    """Median wall-clock seconds of each function, calling them in turn (a, b, c, a, b, c, ...).
+    """Median wall-clock seconds of each function, calling them in turn (a, b, c, then c, a, b, ...).
 
     On a shared machine the load drifts while a benchmark runs; taking turns exposes every
-    function to the same drift, so ratios between them stay meaningful.
+    function to the same drift, so ratios between them stay meaningful. Each round takes
+    the functions in a new order (shuffled with a fixed seed), so that no function always
+    runs right after the same one: a function that leaves the caches cold, or much memory
+    to hand back to the system, would otherwise slow its successor every time.
     """
     for _ in range(warmup):
         for func in funcs.values():
             func()
     times: dict[str, list[float]] = {name: [] for name in funcs}
+    names, rng = list(funcs), random.Random(0)
     for _ in range(repeats):
-        for name, func in funcs.items():
+        rng.shuffle(names)
+        for name in names:
+            func = funcs[name]
             start = time.perf_counter()
             func()
             times[name].append(time.perf_counter() - start)

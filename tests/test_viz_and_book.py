@@ -143,7 +143,15 @@ def test_explorer_figure_has_the_physical_aspect():
     assert "drawn" not in fig._suptitle.get_text()  # 4:1 is drawn as it is
 
 
-@pytest.mark.parametrize(("row", "column", "drawn", "true"), [(10.0, 0.1, "4:1", "100:1"), (0.25, 5.0, "1:4", "1:20")])
+@pytest.mark.parametrize(
+    ("row", "column", "drawn", "true"),
+    [
+        (10.0, 0.1, "4:1", "100:1"),
+        (0.25, 5.0, "1:4", "1:20"),
+        (4.001, 1.0, "4:1", "4.001:1"),  # enough digits that the true ratio never reads as the cap
+        (10, 1e-9, "4:1", "1,000:1"),  # the column spacing clipped to 0.01 mm
+    ],
+)
 def test_explorer_figure_caps_the_stretch_and_says_so(row, column, drawn, true):
     state = explorer_state("disc", 10, row, column)
     fig = maps.explorer_figure(state)
@@ -154,6 +162,15 @@ def test_explorer_figure_caps_the_stretch_and_says_so(row, column, drawn, true):
         pixel_drawn = ax.get_aspect() * (bottom - top) / rows / ((right - left) / cols)  # height over width
         assert pixel_drawn == pytest.approx(limit if row > column else 1 / limit)
     assert f"pixels drawn {drawn} (height:width), not {true}" in fig._suptitle.get_text()
+
+
+@pytest.mark.parametrize("tiny", [1e-9, 5e-324])
+def test_explorer_clips_tiny_spacings_with_a_note(tiny):
+    """A positive spacing too small to draw is clipped, like one that is too large, never a crash."""
+    state = explorer_state("disc", 10, tiny, 10.0)
+    assert state.spacing == (maps.MIN_SPACING_MM, maps.MAX_SPACING_MM)
+    assert any("below 0.01 mm" in note for note in state.notes)
+    maps.explorer_figure(state)  # draws
 
 
 def test_explorer_sends_its_figure_as_a_png_whatever_the_backend(monkeypatch):
@@ -255,6 +272,29 @@ def test_notebooks_are_saved_without_errors_and_end_with_exercises(notebook):
     assert "widgets" not in content["metadata"]
     text = "".join("".join(c["source"]) for c in content["cells"] if c["cell_type"] == "markdown")
     assert "What you will learn" in text and "## Summary" in text and "## Exercises" in text
+
+
+def test_notebook_strip_keeps_compared_outputs_and_drops_traces_of_a_run(tmp_path):
+    spec = importlib.util.spec_from_file_location("notebooks_tool", ROOT / "tools" / "notebooks.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    output = {"output_type": "stream", "name": "stdout", "text": ["1\n"]}
+    cells = [
+        {"cell_type": "code", "source": [tool.MARK + "\nprint(1)"], "outputs": [output], "execution_count": 3},
+        {"cell_type": "code", "source": ["print(1)"], "outputs": [output], "execution_count": 4},
+        {"cell_type": "markdown", "source": ["text"]},
+    ]
+    for cell in cells:
+        cell["metadata"] = {"execution": {"iopub.status.busy": "2026-01-01T00:00:00Z"}, "tags": ["x"]}
+    path = tmp_path / "a.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {"widgets": {"state": {}}, "kernelspec": {}}}))
+    tool.strip(path)
+    stripped = json.loads(path.read_text())
+    compared, other, text = stripped["cells"]
+    assert compared["outputs"] == [output] and compared["execution_count"] == 3
+    assert other["outputs"] == [] and other["execution_count"] is None
+    assert all(cell["metadata"] == {"tags": ["x"]} for cell in stripped["cells"])
+    assert stripped["metadata"] == {"kernelspec": {}}
 
 
 # ----------------------------------------------------------------- the built book

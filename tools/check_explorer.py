@@ -67,6 +67,7 @@ SETTINGS = [
     ("rows -1 mm (refused)", f"{ROWS}.value = -1.0"),
     ("columns 0 mm (refused)", f"{COLUMNS}.value = 0.0"),
     ("long numbers, columns clipped", f"{ROWS}.value = 0.123456789; {COLUMNS}.value = 12345.678"),
+    ("rows clipped to 0.01 mm, stretch capped", f"{ROWS}.value = 1e-6"),
     ("size at its maximum", f'{ROWS}.value = 1.0; {COLUMNS}.value = 3.0; c["size (px)"].value = c["size (px)"].max'),
     ("size at its minimum", 'c["size (px)"].value = c["size (px)"].min'),
     ("background, official", 'c["class"].value = "background"; c["convention"].value = "official"'),
@@ -90,7 +91,7 @@ MEASURE_JS = """() => {
         parts: [...c.querySelectorAll('input, select, button, .widget-label, .slider-container, .widget-readout')]
             .filter(e => e.offsetWidth > 0).map(rect),
     }));
-    const cut = [...panel.querySelectorAll('.widget-label, button, label')]
+    const cut = [...panel.querySelectorAll('.widget-label, button, label, select')]
         .filter(e => e.offsetWidth > 0 && e.scrollWidth > e.clientWidth + 1).map(e => e.innerText);
     const image = figure.querySelector('img');
     return {column: rect(column), figure: rect(figure), image: image ? rect(image) : null,
@@ -118,7 +119,8 @@ def start_lab(folder: Path, port: int, token: str) -> subprocess.Popen:
                 break
             time.sleep(0.5)
     server.terminate()
-    raise RuntimeError(f"JupyterLab did not start; see {folder / 'server.log'}")
+    log = (folder / "server.log").read_text().splitlines()[-15:]
+    raise RuntimeError("JupyterLab did not start; the end of its log:\n" + "\n".join(log))
 
 
 def wait_until_idle(page, timeout_s: float = 120) -> None:

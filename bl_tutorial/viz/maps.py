@@ -158,6 +158,9 @@ def _shape_mask(shape: str, size: float, grid: int = 48) -> np.ndarray:
     return np.abs(yy - curve) <= max(0.5, size / 8)
 
 
+MIN_SPACING_MM, MAX_SPACING_MM = 0.01, 10.0  # the explorer's range of spacings (a pixel at most 1000:1)
+
+
 def explorer_state(
     shape: str = "disc",
     size: float = 10.0,
@@ -188,9 +191,12 @@ def explorer_state(
         if not np.isfinite(value) or value <= 0:
             notes.append(f"{name} spacing must be a positive number of mm (got {value:g}); kept {fallback:g}")
             value = fallback
-        elif value > 10:
-            notes.append(f"{name} spacing above 10 mm is not shown; used 10")
-            value = 10.0
+        elif value > MAX_SPACING_MM:
+            notes.append(f"{name} spacing above {MAX_SPACING_MM:g} mm is not shown; used {MAX_SPACING_MM:g}")
+            value = MAX_SPACING_MM
+        elif value < MIN_SPACING_MM:
+            notes.append(f"{name} spacing below {MIN_SPACING_MM:g} mm is not shown; used {MIN_SPACING_MM:g}")
+            value = MIN_SPACING_MM
         spacing.append(value)
     if convention not in ("exact", "official"):
         notes.append(f"unknown convention {convention!r}; using 'exact'")
@@ -210,7 +216,10 @@ MAX_DRAWN_STRETCH = 4.0  # the explorer draws a pixel at most 4 times longer one
 
 
 def _height_to_width(ratio: float) -> str:
-    return f"{ratio:.3g}:1" if ratio >= 1 else f"1:{1 / ratio:.3g}"
+    """``4.001:1``, ``1:20``, ``1,000:1``: enough digits that a capped ratio never reads as the cap."""
+    larger = max(ratio, 1 / ratio)
+    text = f"{larger:,.0f}" if larger >= 100 else f"{larger:.4g}"
+    return f"{text}:1" if ratio >= 1 else f"1:{text}"
 
 
 def explorer_figure(state: ExplorerState, figsize=(7.6, 3.5)):
