@@ -290,8 +290,8 @@ def distance_map_explorer():
     import ipywidgets as widgets
     from IPython.display import Image, display
 
-    def fixed(**extra):  # every control: the same width, the same width for its description
-        return {"layout": widgets.Layout(width=CONTROL_WIDTH), "style": {"description_width": LABEL_WIDTH, **extra}}
+    def fixed():  # every control: the same width, the same width for its description
+        return {"layout": widgets.Layout(width=CONTROL_WIDTH), "style": {"description_width": LABEL_WIDTH}}
 
     shape = widgets.Dropdown(options=SHAPES, value="disc", description="shape", **fixed())
     size = widgets.FloatSlider(value=10, min=1, max=22, step=0.5, description="size (px)", **fixed())
