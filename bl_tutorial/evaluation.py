@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from bl_tutorial.combined import LossSpec
-from bl_tutorial.metrics import dice_score, hd95, per_class
+from bl_tutorial.metrics import class_labels, dice_score, hd95, per_class
 from bl_tutorial.training import predict
 
 __all__ = [
@@ -109,7 +109,7 @@ def score_cardiac(model: nn.Module, dataset, class_names: Sequence[str]) -> dict
     resized volumes. ``dice`` and ``hd95`` are the means of the 3D scores over the classes;
     ``dice_<class>`` and ``hd95_<class>`` the 3D score of each.
     """
-    pred = predict(model, torch.from_numpy(dataset.images)).argmax(1).numpy().astype(np.uint8)
+    pred = class_labels(predict(model, torch.from_numpy(dataset.images))).numpy().astype(np.uint8)
     classes = list(range(1, len(class_names)))
     slice_dice, slice_hd = {k: [] for k in classes}, {k: [] for k in classes}
     for index in range(len(pred)):
@@ -148,7 +148,7 @@ def score_lesions(model: nn.Module, dataset) -> dict:
     An image with lesions and an empty prediction has the image diagonal as HD95 (the
     convention of :func:`~bl_tutorial.metrics.hd95`).
     """
-    pred = predict(model, torch.from_numpy(dataset.images)).argmax(1).numpy() == 1
+    pred = class_labels(predict(model, torch.from_numpy(dataset.images))).numpy() == 1
     truth = dataset.labels == 1
     counts = [_binary_counts(p, t, np.ones_like(t)) for p, t in zip(pred, truth)]
     return {

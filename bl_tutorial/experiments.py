@@ -42,7 +42,7 @@ from bl_tutorial.device import device_banner, get_device, resolve_device, seed_e
 from bl_tutorial.evaluation import summarize
 from bl_tutorial.models import count_parameters
 from bl_tutorial.tasks import TASKS, Profile, Task, TaskData, build_model, figure_path, get_task
-from bl_tutorial.training import TrainConfig, train
+from bl_tutorial.training import Clock, TrainConfig, train
 
 PROFILE_ENV = "BL_TUTORIAL_PROFILE"
 RESULTS_ENV = "BL_TUTORIAL_RESULTS"
@@ -304,18 +304,25 @@ def _run_one(plan: Plan, data: TaskData, loss: str, seed: int, device, store: Ru
         )  # fmt: skip
     except FloatingPointError as error:
         return {**record, "status": "failed", "reason": str(error), "time_s": time.perf_counter() - began}
-    metrics = plan.task.evaluate(result.model, data)  # at the epoch chosen on the selection split
-    if figures and store.folder is not None and plan.task.save_figures is not None:
-        plan.task.save_figures(result.model, data, loss, seed, store.folder)
-    result.model.load_state_dict(result.last_state)
+    clock = Clock(device)
+    clock.seconds.update(train=time.perf_counter() - began, **result.seconds)
+    with clock.phase("evaluate"):
+        metrics = plan.task.evaluate(result.model, data)  # at the epoch chosen on the selection split
+    with clock.phase("figures"):
+        if figures and store.folder is not None and plan.task.save_figures is not None:
+            plan.task.save_figures(result.model, data, loss, seed, store.folder)
+    with clock.phase("evaluate"):
+        result.model.load_state_dict(result.last_state)
+        metrics_last = plan.task.evaluate(result.model, data)
     return {
         **record,
         "status": "finished",
         "best_epoch": result.best_epoch,
         "selection_score": result.best_score,
         "metrics": metrics,
-        "metrics_last": plan.task.evaluate(result.model, data),
+        "metrics_last": metrics_last,
         "time_s": time.perf_counter() - began,
+        "seconds": clock.seconds,
         "history": result.history,
     }
 
@@ -354,10 +361,12 @@ def run_experiment(
         raise ValueError(f"condition must be one of {conditions} for task {plan.task.name!r}, got {condition!r}")
     device = resolve_device(device)
     RunStore.check_folder(out)  # before any data is read
+    loading = time.perf_counter()
     data = plan.task.load(plan.profile, data_root, condition)
+    loading = time.perf_counter() - loading
     signature = _signature(plan, data, device, condition)
     store = RunStore.open(out, signature, overwrite)
-    results = {**_header(plan, data, device, condition), "signature": signature, "runs": []}
+    results = {**_header(plan, data, device, condition), "signature": signature, "load_seconds": loading, "runs": []}
     p = plan.profile
     log(f"{results['device']}\n{data.source.describe()}")
     log(

@@ -39,6 +39,7 @@ from bl_tutorial.data import (
     DriveDataset,
     DrivePatches,
     LabelledImages,
+    acdc_patient_ids,
     ensure_dataset,
     lesion_images,
     read_acdc,
@@ -53,6 +54,7 @@ from bl_tutorial.evaluation import (
     trivial_vessel_scores,
     vessel_probability,
 )
+from bl_tutorial.metrics import class_labels
 from bl_tutorial.models import ENet, UNet
 from bl_tutorial.training import predict
 
@@ -298,8 +300,8 @@ DRIVE = Task(
 # --------------------------------------------------------------------------- ACDC
 def _load_acdc(profile: Profile, data_root: Path | None, condition=None) -> TaskData:
     source = ensure_dataset("acdc", data_root)
-    patients = {p.id: p for p in read_acdc(source, "training")}
-    train_ids, select_ids, report_ids = _splits(sorted(patients), profile)
+    train_ids, select_ids, report_ids = _splits(acdc_patient_ids(source, "training"), profile)
+    patients = {p.id: p for p in read_acdc(source, "training", train_ids + select_ids + report_ids)}  # only those
     size, crop = profile.image_size or 256, profile.crop_mm
     return TaskData(
         source=source,
@@ -319,7 +321,7 @@ def _save_acdc_figure(model: nn.Module, data: TaskData, loss: str, seed: int, fo
 
     dataset = data.report
     chosen = np.random.default_rng(seed).choice(len(dataset), size=min(count, len(dataset)), replace=False)
-    pred = predict(model, torch.from_numpy(dataset.images[chosen])).argmax(1).numpy()
+    pred = class_labels(predict(model, torch.from_numpy(dataset.images[chosen]))).numpy()
     title = f"ACDC report slices, {loss}, seed {seed}"
     figure = cardiac_slices_figure(dataset.images[chosen, 0], dataset.labels[chosen], pred, title)
     _save_figure(figure, figure_path(folder, "slices", loss, seed))

@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import arrays
 from bl_tutorial.metrics import (
     assd,
     batch_dice,
+    class_labels,
     confusion,
     dice_from_precision_recall,
     dice_score,
@@ -134,3 +135,27 @@ def test_batch_dice_takes_tensors():
         batch_dice(torch.zeros(1, 3, dtype=torch.long), labels, 2)
     with pytest.raises(TypeError, match="roi must be a torch tensor"):
         batch_dice(torch.zeros(1, 3, dtype=torch.long), torch.zeros(1, 3, dtype=torch.long), 2, roi=labels > 0)
+
+
+@given(
+    scores=st.tuples(st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.integers(1, 4)).flatmap(
+        lambda shape: arrays(np.float32, shape, elements=st.sampled_from([0.0, 0.25, 0.5, 1.0, -2.0]))
+    ),
+    channels_last=st.booleans(),
+)
+def test_class_labels_equal_argmax_ties_included(scores, channels_last):
+    import torch
+
+    tensor = torch.from_numpy(scores)  # few distinct values: many ties, which the first class wins
+    if channels_last:
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(class_labels(tensor), tensor.argmax(1))
+
+
+def test_class_labels_refuses_bad_input():
+    import torch
+
+    with pytest.raises(TypeError, match="scores must be a torch tensor"):
+        class_labels(np.zeros((1, 2, 3)))
+    with pytest.raises(ValueError, match=r"\(B, K, \*spatial\)"):
+        class_labels(torch.zeros(3))

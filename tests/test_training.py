@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from bl_tutorial import experiments, tasks
+from bl_tutorial import experiments, tasks, training
 from bl_tutorial.combined import LossSpec
 from bl_tutorial.data import DriveDataset, read_drive, sources, synthetic
 from bl_tutorial.device import seed_everything
@@ -407,3 +407,84 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(tiny_driv
     with pytest.raises(OSError, match="previous checkpoint is intact"):
         train(UNet(3, 2, base=4, depth=2), train_set, val_set, spec, CONFIG, "cpu", checkpoint, resume=True)
     assert checkpoint.read_bytes() == saved and not list(tmp_path.glob(".run.pt.*"))
+
+
+def test_checkpoints_are_written_after_the_last_epoch_and_at_most_once_per_interval(tiny_drive, tmp_path, monkeypatch):
+    train_set, val_set = tiny_drive
+    spec = LossSpec.parse("gdl+bl")
+    written = []
+    real_save = training._save_checkpoint
+    monkeypatch.setattr(
+        training, "_save_checkpoint", lambda run, epoch, *a: written.append(epoch) or real_save(run, epoch, *a)
+    )
+    seed_everything(0)
+    straight = train(UNet(3, 2, base=4, depth=2), train_set, val_set, spec, CONFIG, "cpu", tmp_path / "a.pt")
+    assert written == [2]  # three epochs well within a minute: only the last one is written
+    written.clear()
+    every = replace(CONFIG, checkpoint_seconds=0)
+    seed_everything(0)
+    train(UNet(3, 2, base=4, depth=2), train_set, val_set, spec, every, "cpu", tmp_path / "b.pt", stop_after=2)
+    assert written == [0, 1]
+    resumed = train(
+        UNet(3, 2, base=4, depth=2), train_set, val_set, spec, CONFIG, "cpu", tmp_path / "b.pt", resume=True
+    )
+    assert written == [0, 1, 2]  # another interval is no other run: resumed, to the same history
+    assert _comparable(resumed.history) == _comparable(straight.history)
+
+
+def test_a_run_records_where_its_time_went(tiny_experiments):
+    results = run_experiment("drive", "fast", tiny_experiments / "timed", losses=["gdl"], **QUIET)
+    seconds = results["runs"][0]["seconds"]
+    assert {"train", "train_steps", "train_batches", "train_bookkeeping", "select", "evaluate", "figures"} <= set(
+        seconds
+    )
+    assert all(value >= 0 for value in seconds.values()) and results["load_seconds"] > 0
+    inside_training = sum(seconds[k] for k in ("train_steps", "train_batches", "train_bookkeeping", "select"))
+    assert inside_training <= seconds["train"] <= results["runs"][0]["time_s"]
+
+
+def test_evaluation_in_chunks_equals_one_pass():
+    torch.manual_seed(0)
+    model = UNet(1, 2, base=4, depth=2).eval()
+    images = torch.randn(5, 1, 24, 24)
+    with torch.inference_mode():
+        whole = model(images)
+        assert torch.allclose(training._forward(model, images, 24 * 24 * 2), whole, atol=1e-6)
+        assert training._forward(model, images, None).shape == whole.shape
+    assert torch.allclose(predict(model, images, batch_size=2), torch.softmax(whole, 1), atol=1e-6)
+    assert torch.allclose(predict(model, images), torch.softmax(whole, 1), atol=1e-6)
+
+
+def test_the_acdc_task_reads_only_the_patients_its_splits_use(tiny_experiments, monkeypatch):
+    read = []
+    real_read = tasks.read_acdc
+    monkeypatch.setattr(
+        tasks, "read_acdc", lambda root, split, patients=None: read.append(patients) or real_read(root, split, patients)
+    )
+    standin = replace(sources.DATASETS["acdc"], standin=synthetic.AcdcStandinConfig(5, 1))
+    monkeypatch.setitem(sources.DATASETS, "acdc", standin)
+    profile = replace(TINY["acdc"], n_train=1)  # 1 + 1 + 1 of the stand-in's 5 training patients
+    data = tasks.TASKS["acdc"].load(profile, None, None)
+    assert len(read) == 1 and sorted(read[0]) == sorted(sum(data.splits.values(), []))
+    assert len(read[0]) == 3 and len(data.train_set) > 0
+
+
+def test_run_time_benchmark_accounts_for_the_whole_command():
+    """``benchmarks/run_time.py`` on the smoke profile: every phase printed, phases that add up
+    to the command's wall time, and both ratios to the floor of the training steps."""
+    import re
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "run_time.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--profile", "smoke", "--tasks", "drive"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    command = float(re.search(r"command ([\d.]+) s, run", out).group(1))
+    phases = [float(value) for value in re.findall(r"^  \S.*? (-?[\d.]+) s +-?[\d.]+ %$", out, re.M)]
+    assert len(phases) == 10 and sum(phases) == pytest.approx(command, abs=0.05)
+    assert re.search(r"run / floor [\d.]+x .* command / floor [\d.]+x", out)
+    assert re.search(r"^  drive +run [\d.]+-[\d.]+x, command [\d.]+-[\d.]+x", out, re.M)

@@ -9,7 +9,7 @@
 - :mod:`~bl_tutorial.data.download` - getting the real sets
 """
 
-from bl_tutorial.data.acdc import CLASS_NAMES, AcdcFrame, AcdcPatient, read_acdc
+from bl_tutorial.data.acdc import CLASS_NAMES, AcdcFrame, AcdcPatient, acdc_patient_ids, read_acdc
 from bl_tutorial.data.datasets import (
     AcdcDataset,
     DriveDataset,
@@ -30,6 +30,7 @@ __all__ = [
     "cache_dir",
     "read_drive",
     "read_acdc",
+    "acdc_patient_ids",
     "DriveSample",
     "AcdcPatient",
     "AcdcFrame",

@@ -27,7 +27,7 @@ HOW_TO_GET = (
     "run bl_tutorial.data.download.download_acdc(data_root)."
 )
 
-__all__ = ["AcdcFrame", "AcdcPatient", "read_acdc", "read_info", "read_nifti", "CLASS_NAMES"]
+__all__ = ["AcdcFrame", "AcdcPatient", "acdc_patient_ids", "read_acdc", "read_info", "read_nifti", "CLASS_NAMES"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,28 @@ def _read_frame(folder: Path, patient: str, frame: int) -> AcdcFrame:
     return AcdcFrame(image.astype(np.float32), labels.astype(np.uint8), spacing)
 
 
+def _patient_folders(root: Path | str, split: str) -> list[Path]:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    folder = Path(root) / split
+    folders = sorted(folder.glob("patient[0-9][0-9][0-9]")) if folder.is_dir() else []
+    if not folders:
+        raise FileNotFoundError(
+            f"{folder}: no ACDC patients found. Expected the official layout "
+            f"{split}/patientXXX/Info.cfg, patientXXX_frameYY.nii.gz, patientXXX_frameYY_gt.nii.gz. {HOW_TO_GET}"
+        )
+    return folders
+
+
+def acdc_patient_ids(root: Path | str, split: str = "training") -> list[str]:
+    """The sorted ids (``"patient001"``, ...) of one split of an ACDC tree, without reading any file.
+
+    So that an experiment can choose its patients first and read only those with
+    :func:`read_acdc`. Raises ``FileNotFoundError`` when the split holds no patient folder.
+    """
+    return [folder.name for folder in _patient_folders(root, split)]
+
+
 def read_acdc(root: Path | str, split: str = "training", patients: list[str] | None = None) -> list[AcdcPatient]:
     """Read the ED and ES frames of every patient in one split of an ACDC tree.
 
@@ -184,15 +206,8 @@ def read_acdc(root: Path | str, split: str = "training", patients: list[str] | N
     >>> patient.frames["ED"].spacing                                 # doctest: +SKIP
     (10.0, 1.5625, 1.5625)
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    folders = _patient_folders(root, split)
     folder = Path(root) / split
-    folders = sorted(folder.glob("patient[0-9][0-9][0-9]")) if folder.is_dir() else []
-    if not folders:
-        raise FileNotFoundError(
-            f"{folder}: no ACDC patients found. Expected the official layout "
-            f"{split}/patientXXX/Info.cfg, patientXXX_frameYY.nii.gz, patientXXX_frameYY_gt.nii.gz. {HOW_TO_GET}"
-        )
     if patients is not None:
         wanted = set(patients)
         folders = [f for f in folders if f.name in wanted]
