@@ -487,4 +487,5 @@ def test_run_time_benchmark_accounts_for_the_whole_command():
     phases = [float(value) for value in re.findall(r"^  \S.*? (-?[\d.]+) s +-?[\d.]+ %$", out, re.M)]
     assert len(phases) == 10 and sum(phases) == pytest.approx(command, abs=0.05)
     assert re.search(r"run / floor [\d.]+x .* command / floor [\d.]+x", out)
-    assert re.search(r"^  drive +run [\d.]+-[\d.]+x, command [\d.]+-[\d.]+x", out, re.M)
+    assert re.search(r"^  drive +run [\d.]+-[\d.]+x, command [\d.]+-[\d.]+x, run / both floors", out, re.M)
+    assert re.search(r"selection floor [\d.]+ s; run / \(steps \+ selection floors\) [\d.]+x", out)
