@@ -7,7 +7,7 @@ Run: ``python benchmarks/run_time.py`` (``--tasks drive,acdc``, ``--profile fast
    gdl+bl --seeds 0`` in a fresh process (interpreter, imports and all), timed whole. For
    the imbalance study that is one run per lesion share;
 2. **the breakdown**, from the phases the runner records in its ``results.json``
-   (:class:`bl_tutorial.training.Clock`): reading and preparing the data, the training
+   (:class:`bl_tutorial._bookkeeping.Clock`): reading and preparing the data, the training
    steps (forward, loss, backward, Adam), waiting for batches, the epoch's bookkeeping
    (means, Dice), the selection pass after every epoch, checkpoints, the final scoring
    (selected and last epoch), figures, the rest of the run, and the process around it;
@@ -38,8 +38,8 @@ from pathlib import Path
 import torch
 
 from bl_tutorial.device import device_banner, get_device
-from bl_tutorial.tasks import build_model, get_task
-from bl_tutorial.training import EVAL_PIXELS, TrainConfig, _forward, _precision
+from bl_tutorial.tasks import get_task
+from bl_tutorial.training import EVAL_PIXELS, TrainConfig, _forward, _precision, memory_format
 
 PHASES = {
     "data": "read and prepare the data (maps included)",
@@ -87,18 +87,19 @@ def floor_seconds(task_name: str, profile_name: str, device: torch.device) -> tu
     """Bare loops of one run: (training steps' seconds, selection passes' seconds, steps, input shape)."""
     task = get_task(task_name)
     profile = task.profiles[profile_name]
+    training = profile.training
     data = task.load(profile, None, (profile.conditions or (None,))[0])
     shape = tuple(data.train_set[0]["image"].shape)
-    steps = profile.epochs * math.ceil(len(data.train_set) / profile.batch_size)
+    steps = training.epochs * math.ceil(len(data.train_set) / training.batch_size)
     precision = _precision(device, TrainConfig())
-    layout = torch.channels_last if precision.channels_last else torch.contiguous_format
+    layout = memory_format(len(shape) + 1) if precision.channels_last else torch.contiguous_format
     torch.manual_seed(0)
-    model = build_model(task, profile).to(device, memory_format=layout)
-    optimizer = torch.optim.Adam(model.parameters(), lr=profile.lr, betas=(0.9, 0.99), foreach=True)
-    image = torch.randn(profile.batch_size, *shape, device=device).contiguous(memory_format=layout)
-    labels = torch.randint(0, task.num_classes, (profile.batch_size, *shape[1:]), device=device)
+    model = task.build_model(profile).to(device, memory_format=layout)
+    optimizer = torch.optim.Adam(model.parameters(), lr=training.lr, betas=(0.9, 0.99), foreach=True)
+    image = torch.randn(training.batch_size, *shape, device=device).contiguous(memory_format=layout)
+    labels = torch.randint(0, task.num_classes, (training.batch_size, *shape[1:]), device=device)
     target = torch.nn.functional.one_hot(labels, task.num_classes).movedim(-1, 1).float()
-    maps = torch.randn(profile.batch_size, task.num_classes, *shape[1:], device=device)
+    maps = torch.randn(training.batch_size, task.num_classes, *shape[1:], device=device)
     boundary = list(task.boundary_classes or range(task.num_classes))
 
     def step():
@@ -126,7 +127,7 @@ def floor_seconds(task_name: str, profile_name: str, device: torch.device) -> tu
     with torch.inference_mode():
         _forward(model, selection.contiguous(memory_format=layout), EVAL_PIXELS.get(device.type))
         began = time.perf_counter()
-        for _ in range(profile.epochs):
+        for _ in range(training.epochs):
             _forward(model, selection.contiguous(memory_format=layout), EVAL_PIXELS.get(device.type))
         if device.type == "cuda":
             torch.cuda.synchronize()

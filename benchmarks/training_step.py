@@ -32,18 +32,22 @@ from bl_tutorial.models import ENet, UNet
 from bl_tutorial.tasks import TASKS
 
 
-def make_batch(batch: int, channels: int, size: int, classes: int, device):
+def make_batch(batch: int, channels: int, shape, classes: int, device):
+    """Nested balls as labels, their maps, and random images; ``shape`` is a side (2D square) or a tuple (2D, 3D)."""
+    shape = (shape, shape) if isinstance(shape, int) else tuple(shape)
     rng = np.random.default_rng(0)
-    labels = np.zeros((batch, size, size), np.uint8)
-    yy, xx = np.mgrid[:size, :size]
+    labels = np.zeros((batch, *shape), np.uint8)
+    grid = np.indices(shape)
     for b in range(batch):
         for k in range(1, classes):
-            cy, cx = rng.uniform(0.3, 0.7, 2) * size
-            labels[b][np.hypot(yy - cy, xx - cx) < size * (0.25 - 0.05 * k)] = k
+            centre = rng.uniform(0.3, 0.7, len(shape)) * np.array(shape)
+            radius = np.sqrt(sum((g - c) ** 2 for g, c in zip(grid, centre)))
+            labels[b][radius < min(shape) * (0.25 - 0.05 * k)] = k
     maps = np.stack([class_distance_maps(lab, classes) for lab in labels])
-    target = np.eye(classes, dtype=np.float32)[labels].transpose(0, 3, 1, 2)
-    image = torch.randn(batch, channels, size, size)
-    return image.to(device), torch.from_numpy(target).to(device), torch.from_numpy(maps).to(device)
+    target = np.moveaxis(np.eye(classes, dtype=np.float32)[labels], -1, 1)
+    image = torch.randn(batch, channels, *shape)
+    target = torch.from_numpy(np.ascontiguousarray(target))
+    return image.to(device), target.to(device), torch.from_numpy(maps).to(device)
 
 
 def step(model, optimizer, loss_fn, image, target, maps):
@@ -107,7 +111,7 @@ def main() -> None:
     )
 
     # 3: throughput
-    fast_sizes = {TASKS["acdc"].profiles["fast"].image_size, TASKS["drive"].profiles["fast"].patch_size}
+    fast_sizes = {TASKS["acdc"].profiles["fast"].data.image_size, TASKS["drive"].profiles["fast"].data.patch_size}
     sizes = sorted({256, *fast_sizes})
     for name, factory, channels, classes in [
         ("UNet base 8", partial(UNet, 3, 2, 8), 3, 2),
@@ -137,20 +141,19 @@ def main() -> None:
 
 def projected_seconds(task, profile_name: str, device) -> float:
     """Training time of a task's grid: items per epoch from its own data, rate measured on this device."""
-    from bl_tutorial.tasks import build_model
-
     profile = task.profiles[profile_name]
+    training = profile.training
     conditions = profile.conditions or (None,)
     data = task.load(profile, None, conditions[0])
-    item = data.train_set[0]
-    size = item["image"].shape[-1]
+    shape = tuple(data.train_set[0]["image"].shape[1:])
     torch.manual_seed(0)
-    batch = make_batch(profile.batch_size, task.in_channels, size, task.num_classes, device)
-    rate = images_per_second(build_model(task, profile).to(device), *batch, 3)
-    select_size = data.select_set[0]["image"].shape[-1]
-    per_epoch = len(data.train_set) + len(data.select_set) * (select_size / size) ** 2 / 3  # a forward pass ~ 1/3
-    runs = len(profile.losses) * len(profile.seeds) * len(conditions)
-    return runs * profile.epochs * per_epoch / rate
+    batch = make_batch(training.batch_size, task.in_channels, shape, task.num_classes, device)
+    rate = images_per_second(task.build_model(profile).to(device), *batch, 3)
+    select_shape = data.select_set[0]["image"].shape[1:]
+    ratio = np.prod(select_shape) / np.prod(shape)
+    per_epoch = len(data.train_set) + len(data.select_set) * ratio / 3  # a forward pass ~ 1/3 of a step
+    runs = len(training.losses) * len(training.seeds) * len(conditions)
+    return runs * training.epochs * per_epoch / rate
 
 
 if __name__ == "__main__":

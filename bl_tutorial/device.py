@@ -15,7 +15,16 @@ import torch
 FORCE_CPU_ENV = "BL_TUTORIAL_FORCE_CPU"
 """Set this environment variable to 1 to ignore any GPU (e.g. to reproduce CI)."""
 
-__all__ = ["get_device", "resolve_device", "device_banner", "seed_everything", "seed_worker", "FORCE_CPU_ENV"]
+__all__ = [
+    "get_device",
+    "resolve_device",
+    "device_banner",
+    "seed_everything",
+    "seed_worker",
+    "rng_state",
+    "set_rng_state",
+    "FORCE_CPU_ENV",
+]
 
 DEVICE_FORMS = "'cpu', 'cuda', 'cuda:N' or 'mps'"
 """The device names :func:`resolve_device` accepts."""
@@ -168,3 +177,25 @@ def seed_worker(worker_id: int) -> None:
     worker_seed = torch.initial_seed() % 2**32
     np.random.seed(worker_seed)
     random.seed(worker_seed)
+
+
+def rng_state() -> dict:
+    """The state of every random generator (torch, CUDA, NumPy, Python), to save in a checkpoint."""
+    numpy_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy_keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
+        "numpy_rest": [int(numpy_state[2]), int(numpy_state[3]), float(numpy_state[4])],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the generators from :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    if torch.cuda.is_available() and state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    position, has_gauss, cached = state["numpy_rest"]
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(state["python"])

@@ -11,24 +11,28 @@ say which one an experiment uses):
 
 Statistics (every experiment):
 
+* :class:`Metric` - a score, its unit, its better direction and the smallest difference
+  the question asks about; :class:`Comparison` - a pair of losses a task compares;
 * :func:`paired_difference` - mean difference of two losses over the same seeds, its
   standard error and 95 % t-interval;
-* :func:`summarize` - mean and spread per loss, and every "+ BL" loss paired with its
-  regional baseline;
-* :func:`comparison_sentence` - the sentence the book prints, which never says more than
-  the interval.
+* :func:`summarize` - mean and spread per loss, and every declared pair;
+* :func:`verdict` - the one function that turns a paired difference into its verdict and
+  its sentence, which never says more than the interval. Tables, figures, chapters and the
+  command line all call it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from bl_tutorial.combined import LossSpec
 from bl_tutorial.metrics import class_labels, dice_score, hd95, per_class
+from bl_tutorial.recipes import LossSpec
 from bl_tutorial.training import predict
 
 __all__ = [
@@ -37,10 +41,14 @@ __all__ = [
     "trivial_vessel_scores",
     "score_cardiac",
     "score_lesions",
+    "Metric",
+    "Comparison",
+    "Verdict",
     "paired_difference",
     "plateau",
     "summarize",
     "find_comparison",
+    "verdict",
     "comparison_sentence",
     "EPOCHS",
 ]
@@ -159,6 +167,52 @@ def score_lesions(model: nn.Module, dataset) -> dict:
 
 
 # --------------------------------------------------------------------------- statistics
+@dataclass(frozen=True)
+class Metric:
+    """A score the runner summarises over seeds and compares between losses.
+
+    ``resolution`` is the smallest difference the question asks about (Dice: 0.04, half
+    the paper's ISLES gain): an interval that includes zero and is no wider than that is
+    read as "no difference larger than X", a wider one as "cannot tell".
+    """
+
+    key: str
+    label: str
+    unit: str = ""
+    higher_is_better: bool | None = True
+    """None for a quantity with no better direction (e.g. how much is predicted)."""
+    resolution: float | None = None
+    lower: float | None = 0.0
+    """The smallest value the score can take (None: unbounded); figures clip intervals there."""
+    upper: float | None = None
+    """The largest value the score can take (Dice: 1)."""
+
+    @classmethod
+    def coerce(cls, metric) -> Metric:
+        """A :class:`Metric` from itself, its dict (as stored in results files) or its key."""
+        if isinstance(metric, Metric):
+            return metric
+        if isinstance(metric, dict):
+            return cls(**metric)
+        if isinstance(metric, str):
+            return cls(metric, metric)
+        raise TypeError(f"a metric must be a Metric, its dict or its key, got {metric!r}")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A pair a task compares: ``loss`` against ``baseline``, on ``metrics`` (None: all the task's)."""
+
+    loss: str
+    baseline: str
+    metrics: tuple[str, ...] | None = None
+
+    def canonical(self, registry=None) -> Comparison:
+        """The same pair with canonical loss names (so that spelling cannot lose it)."""
+        parse = LossSpec.parse if registry is None else (lambda text: LossSpec.parse(text, registry))
+        return Comparison(parse(self.loss).name, parse(self.baseline).name, self.metrics)
+
+
 def paired_difference(values: Sequence[float], baseline: Sequence[float], confidence: float = 0.95) -> dict:
     """Mean of ``values - baseline`` (paired, e.g. by seed), its standard error and t-interval.
 
@@ -214,85 +268,178 @@ def _spread(values: Sequence[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values, ddof=1)) if len(values) > 1 else None}
 
 
-def summarize(runs: Sequence[dict], keys: Sequence[str] = ("dice",)) -> dict:
-    """Mean and spread over seeds per loss, and each "+bl" loss paired with its regional baseline.
+def default_comparisons(losses: Sequence[str]) -> list[Comparison]:
+    """Each "+ BL" recipe against its regional part, where both are among ``losses``.
 
-    For every metric in ``keys`` and both epochs (``"selected"``: ``run["metrics"]``;
-    ``"last"``: ``run["metrics_last"]``, when recorded). Returns ``{"summary": {loss:
-    {"n_seeds", "best_epochs", "selected": {key: {"mean", "std"}}, "last": ...}},
-    "comparisons": [...]}``; a comparison names the loss, its baseline, the metric and
-    the epoch, the seeds both losses finished with, and :func:`paired_difference` of
-    their scores. A loss ``"gdl+bl@rebalance"`` is paired with ``"gdl"`` too.
+    >>> [(c.loss, c.baseline) for c in default_comparisons(["gdl", "gdl+bl", "ce+bl"])]
+    [('gdl+bl', 'gdl')]
     """
+    present, pairs = set(losses), []
+    for loss in losses:
+        baseline = LossSpec.parse(loss).baseline
+        if baseline in present:
+            pairs.append(Comparison(loss, baseline))
+    return pairs
+
+
+def _pairs(by_loss: dict, comparisons: Sequence[Comparison] | None) -> list[Comparison]:
+    declared = default_comparisons(list(by_loss)) if comparisons is None else list(comparisons)
+    return [c for c in declared if c.loss in by_loss and c.baseline in by_loss]
+
+
+def summarize(
+    runs: Sequence[dict], metrics: Sequence = ("dice",), comparisons: Sequence[Comparison] | None = None
+) -> dict:
+    """Mean and spread over seeds per loss, and each declared pair's paired differences with their verdicts.
+
+    For every metric (a :class:`Metric` or its key) and both epochs (``"selected"``:
+    ``run["metrics"]``; ``"last"``: ``run["metrics_last"]``, when recorded). Returns
+    ``{"summary": {loss: {"n_seeds", "best_epochs", "selected": {key: {"mean", "std"}},
+    "last": ...}}, "comparisons": [...]}``; a comparison names the loss, its baseline,
+    the metric and the epoch, the seeds both losses finished with, the
+    :func:`paired_difference` of their scores and its :func:`verdict`. ``comparisons``
+    are the pairs to compare (by canonical name); None pairs every "+ BL" recipe with its
+    regional part (:func:`default_comparisons`).
+    """
+    metrics = [Metric.coerce(m) for m in metrics]
     by_loss = _by_loss(runs)
     summary = {}
     for loss, by_seed in by_loss.items():
         entry = {"n_seeds": len(by_seed), "best_epochs": [r["best_epoch"] for r in by_seed.values()]}
         for epoch, field in EPOCHS.items():
             if all(field in r for r in by_seed.values()):
-                entry[epoch] = {key: _spread([r[field][key] for r in by_seed.values()]) for key in keys}
+                entry[epoch] = {m.key: _spread([r[field][m.key] for r in by_seed.values()]) for m in metrics}
         summary[loss] = entry
-    comparisons = []
-    for loss, by_seed in by_loss.items():
-        spec = LossSpec.parse(loss)
-        if not (spec.boundary and spec.regional) or spec.regional not in by_loss:
-            continue
-        baseline = by_loss[spec.regional]
-        seeds = sorted(set(by_seed) & set(baseline))
+    results = []
+    for pair in _pairs(by_loss, comparisons):
+        runs_a, runs_b = by_loss[pair.loss], by_loss[pair.baseline]
+        seeds = sorted(set(runs_a) & set(runs_b))
+        chosen = [m for m in metrics if pair.metrics is None or m.key in pair.metrics]
         for epoch, field in EPOCHS.items():
-            if not seeds or not all(field in r for r in [*by_seed.values(), *baseline.values()]):
+            if not seeds or not all(field in r for r in [*runs_a.values(), *runs_b.values()]):
                 continue
-            for key in keys:
+            for metric in chosen:
                 difference = paired_difference(
-                    [by_seed[s][field][key] for s in seeds], [baseline[s][field][key] for s in seeds]
+                    [runs_a[s][field][metric.key] for s in seeds], [runs_b[s][field][metric.key] for s in seeds]
                 )
-                comparisons.append(
-                    {
-                        "loss": loss,
-                        "baseline": spec.regional,
-                        "metric": key,
-                        "epoch": epoch,
-                        "seeds": seeds,
-                        **difference,
-                    }
-                )
-    return {"summary": summary, "comparisons": comparisons}
+                comparison = {"loss": pair.loss, "baseline": pair.baseline, "metric": metric.key, "epoch": epoch,
+                              "seeds": seeds, **difference}  # fmt: skip
+                found = verdict(comparison, metric)
+                comparison.update(verdict=found.kind, detectable=found.detectable, sentence=found.sentence)
+                results.append(comparison)
+    return {"summary": summary, "comparisons": results}
 
 
 def find_comparison(comparisons: Sequence[dict], loss: str, metric: str = "dice", epoch: str = "selected") -> dict:
-    """The comparison of ``loss`` with its baseline on ``metric`` at ``epoch`` (KeyError if absent)."""
+    """The comparison of ``loss`` with its baseline on ``metric`` at ``epoch`` (KeyError if absent).
+
+    ``loss`` may be spelled in any way :class:`~bl_tutorial.combined.LossSpec` reads.
+    """
+    name = LossSpec.parse(loss).name
     for comparison in comparisons:
-        if (comparison["loss"], comparison["metric"], comparison["epoch"]) == (loss, metric, epoch):
+        if (comparison["loss"], comparison["metric"], comparison["epoch"]) == (name, metric, epoch):
             return comparison
-    raise KeyError(f"no comparison of {loss!r} on {metric!r} at the {epoch} epoch")
+    raise KeyError(f"no comparison of {name!r} on {metric!r} at the {epoch} epoch")
+
+
+VerdictKind = Literal["better", "worse", "higher", "lower", "no difference larger than", "cannot tell",
+                      "within noise", "single seed"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a paired difference says, in a word (``kind``) and a sentence.
+
+    ``detectable`` is the half-width of the 95 % interval: the smallest mean difference
+    that would have excluded zero with this spread (plus the between-build movement when
+    one is given). ``bound`` is the largest difference the interval allows.
+    """
+
+    kind: VerdictKind
+    sentence: str
+    detectable: float | None = None
+    bound: float | None = None
+
+    @property
+    def label(self) -> str:
+        """A few words for a table cell."""
+        if self.kind == "no difference larger than":
+            return f"no difference > {self.bound:.3g}"
+        if self.kind == "cannot tell":
+            return f"cannot tell (detectable: {self.detectable:.3g})"
+        return self.kind
+
+
+def _sizes(comparison: dict, movement: float) -> tuple[float, float, float, float]:
+    low, high = comparison["interval"]
+    half = (high - low) / 2
+    return low, high, half + movement, max(abs(low), abs(high))
+
+
+def verdict(comparison: dict, metric=None, movement: float = 0.0) -> Verdict:
+    """The verdict of a paired difference (from :func:`summarize` or :func:`paired_difference` with
+    ``loss`` and ``baseline``), and the sentence the book prints. It never says more than the interval:
+
+    * the interval excludes zero by more than ``movement`` (how much this difference moves
+      between two builds; 0 when unknown): better or worse (higher or lower for a metric
+      with no better direction);
+    * it excludes zero by less than that: "within noise", not stated as a verdict;
+    * it includes zero and its half-width is at most the metric's ``resolution``: "no
+      difference larger than" the largest value it allows;
+    * it includes zero and is wider: "cannot tell", with the smallest detectable difference.
+
+    >>> found = verdict({"loss": "gdl+bl", "baseline": "gdl", "n": 6, "mean": 0.004, "se": 0.005,
+    ...                  "interval": [-0.009, 0.017]}, Metric("dice", "Dice", resolution=0.04))
+    >>> found.kind, found.label
+    ('no difference larger than', 'no difference > 0.017')
+    """
+    metric = Metric.coerce(metric if metric is not None else comparison.get("metric", "dice"))
+    unit = f" {metric.unit}" if metric.unit else ""
+    loss, baseline = comparison["loss"], comparison["baseline"]
+    head = f"{loss} minus {baseline}: {comparison['mean']:+.3f}{unit} {metric.label}"
+    if comparison["interval"] is None:
+        sentence = f"{head} from a single seed: the spread between seeds is unknown, so this cannot be told from noise."
+        return Verdict("single seed", sentence)
+    low, high, detectable, bound = _sizes(comparison, float(movement))
+    head += f" over {comparison['n']} seeds (95 % interval {low:+.3f} to {high:+.3f}{unit})"
+    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0 <= high:
+        narrow = metric.resolution is not None and (high - low) / 2 <= metric.resolution
+        if narrow:
+            return Verdict("no difference larger than", f"{head}: no difference larger than {bound:.3f}{unit}.",
+                           detectable, bound)  # fmt: skip
+        sentence = (f"{head}; the interval includes zero, so these runs cannot tell the two losses apart "
+                    f"(the smallest difference they could detect is {detectable:.3f}{unit}).")  # fmt: skip
+        return Verdict("cannot tell", sentence, detectable, bound)
+    if min(abs(low), abs(high)) <= movement:
+        sentence = (f"{head}; the interval excludes zero, but by less than the {movement:.3f}{unit} this difference "
+                    "moves between two builds, so it is not stated as a verdict.")  # fmt: skip
+        return Verdict("within noise", sentence, detectable, bound)
+    if metric.higher_is_better is None:
+        kind = "higher" if low > 0 else "lower"
+    else:
+        kind = "better" if (low > 0) == metric.higher_is_better else "worse"
+    clears = f" by more than the {movement:.3f}{unit} it moves between builds" if movement else ""
+    sentence = (f"{head}; the interval excludes zero{clears}: in these runs {loss} is {kind} than {baseline} "
+                f"on this {metric.label}.")  # fmt: skip
+    return Verdict(kind, sentence, detectable, bound)
 
 
 def comparison_sentence(
     comparison: dict, label: str = "Dice", unit: str = "", higher_is_better: bool | None = True
 ) -> str:
-    """One sentence on a paired difference that never says more than its interval.
-
-    ``higher_is_better=None`` for a quantity with no better direction (the sentence then
-    says higher or lower).
+    """The sentence of :func:`verdict` for a metric given by its label, unit and direction.
 
     >>> sentence = comparison_sentence({"loss": "gdl+bl", "baseline": "gdl", "n": 3, "mean": 0.01,
     ...                                 "se": 0.01, "interval": [-0.03, 0.05]})
     >>> sentence[:64]
     'gdl+bl minus gdl: +0.010 Dice over 3 seeds (95 % interval -0.030'
-    >>> sentence.endswith("includes zero, so these runs cannot tell the two losses apart.")
+    >>> "cannot tell the two losses apart" in sentence
     True
     """
-    unit = f" {unit}" if unit else ""
-    head = f"{comparison['loss']} minus {comparison['baseline']}: {comparison['mean']:+.3f}{unit} {label}"
-    if comparison["interval"] is None:
-        return f"{head} from a single seed: the spread between seeds is unknown, so this cannot be told from noise."
-    low, high = comparison["interval"]
-    head += f" over {comparison['n']} seeds (95 % interval {low:+.3f} to {high:+.3f})"
-    if not (np.isfinite(low) and np.isfinite(high)) or low <= 0 <= high:
-        return f"{head}; the interval includes zero, so these runs cannot tell the two losses apart."
-    if higher_is_better is None:
-        verdict = "higher" if low > 0 else "lower"
-    else:
-        verdict = "better" if (low > 0) == higher_is_better else "worse"
-    loss, baseline = comparison["loss"], comparison["baseline"]
-    return f"{head}; the interval excludes zero: in these runs {loss} is {verdict} than {baseline} on this {label}."
+    metric = Metric(comparison.get("metric", label), label, unit, higher_is_better)
+    return verdict(comparison, metric).sentence
+
+
+def metric_dicts(metrics: Sequence[Metric]) -> list[dict]:
+    """Metrics as stored in results files."""
+    return [asdict(m) for m in metrics]

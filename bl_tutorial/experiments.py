@@ -1,18 +1,16 @@
 """Run an experiment: a grid of losses x seeds over one task, with results that survive interruption.
 
 ``python -m bl_tutorial.experiments drive --profile fast --out runs/drive-fast`` trains
-every loss of the task's profile for every seed and writes, in ``--out``:
-
-``experiment.json``     what was asked (task, profile, losses, data source, device, code)
-``runs/LOSS-seedS.json`` one record per finished (or failed) run, written as it finishes
-``checkpoints/``        the state of the run in progress, to resume it
-``results.json``        every run, its provenance, and the summary over seeds
-``figures/``            PNG figures and saved probabilities of the first seed's runs (``figures=``)
+every loss of the task's profile for every seed and keeps everything in ``--out`` (the
+layout is in :mod:`bl_tutorial.store`): a record per run as it finishes, a checkpoint of
+the run in progress, ``results.json`` with every run, its provenance, the summary over
+seeds and the task's comparisons with their verdicts, and figures.
 
 Rerunning the same command skips the finished runs and resumes the interrupted one from
-its last epoch; ``--overwrite`` starts over. A run whose loss diverges is recorded as
-failed with its reason and the others go on. The tasks (data, model, scoring) are
-described in :mod:`bl_tutorial.tasks`; this module knows no data-set name.
+its last checkpoint; ``--overwrite`` starts over. A run whose loss diverges is recorded as
+failed with its reason and the others go on. The tasks (data, model, scoring, the pairs
+they compare) are described in :mod:`bl_tutorial.tasks`; this module knows no data-set
+name, and accepts any loss a task's registry can name or any loss module.
 
 The profile is an argument, else ``$BL_TUTORIAL_PROFILE``, else ``full`` on a GPU and
 ``fast`` otherwise.
@@ -21,39 +19,45 @@ The profile is an argument, else ``$BL_TUTORIAL_PROFILE``, else ``full`` on a GP
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as _dt
-import hashlib
 import json
 import os
-import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 import torch
+from torch import nn
 
 from bl_tutorial import __version__
-from bl_tutorial._io import make_dirs, write_json_atomic
+from bl_tutorial._bookkeeping import Clock
 from bl_tutorial._validation import check_choice
-from bl_tutorial.combined import SCHEDULES, LossSpec
+from bl_tutorial.combined import SCHEDULES
 from bl_tutorial.device import device_banner, get_device, resolve_device, seed_everything
-from bl_tutorial.evaluation import summarize
+from bl_tutorial.evaluation import Comparison, metric_dicts, summarize
 from bl_tutorial.models import count_parameters
-from bl_tutorial.tasks import TASKS, Profile, Task, TaskData, build_model, figure_path, get_task
-from bl_tutorial.training import Clock, TrainConfig, train
+from bl_tutorial.recipes import LossSpec, loss_identity
+from bl_tutorial.store import (
+    RESULTS_ENV,
+    RunStore,
+    code_digest,
+    full_results,
+    load_results,
+    provenance,
+    results_folder,
+    saved_arrays,
+)
+from bl_tutorial.tasks import TASKS, Profile, Task, TaskData, get_task
+from bl_tutorial.training import train
 
 PROFILE_ENV = "BL_TUTORIAL_PROFILE"
-RESULTS_ENV = "BL_TUTORIAL_RESULTS"
-"""Environment variable naming a folder of full-profile results (``<task>-full/results.json``)."""
 PROFILE_NAMES = ("smoke", "fast", "full")
 Figures = Literal["first seed", "every run", "none"]
 FIGURES = ("first seed", "every run", "none")
-RESULTS_FILE = "results.json"
-PLAN_FILE = "experiment.json"
-REQUIRED_KEYS = ("task", "data", "profile_name", "device", "torch", "seeds", "date", "runs", "summary")
 
 __all__ = [
     "Plan",
@@ -68,6 +72,7 @@ __all__ = [
     "provenance",
     "saved_arrays",
     "main",
+    "RESULTS_ENV",
 ]
 
 
@@ -80,32 +85,58 @@ def notebook_profile() -> str:
     return check_choice(os.environ.get(PROFILE_ENV) or "fast", "profile", PROFILE_NAMES)
 
 
-def resolve_profile(name: str | None = None) -> str:
+def resolve_profile(name: str | None = None, task: Task | None = None) -> str:
     """The profile to use: ``name``, else ``$BL_TUTORIAL_PROFILE``, else by device (GPU: full)."""
     chosen = name or os.environ.get(PROFILE_ENV) or ("full" if get_device().type == "cuda" else "fast")
-    return check_choice(chosen, "profile", PROFILE_NAMES)
+    names = tuple(task.profiles) if task is not None else PROFILE_NAMES
+    return check_choice(chosen, "profile", names)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What an experiment will do, checked before any data is read."""
+    """What an experiment will do, checked before any data is read: the task, the profile, the
+    losses by canonical name (recipes or modules) and the pairs to compare."""
 
     task: Task
     profile_name: str
     profile: Profile
-    specs: dict[str, LossSpec]
-    schedule: str
-
-    @property
-    def config(self) -> TrainConfig:
-        p = self.profile
-        return TrainConfig(
-            epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, lr_schedule=p.lr_schedule, val_hd95=p.val_hd95
-        )
+    losses: dict[str, LossSpec | nn.Module]
+    comparisons: tuple[Comparison, ...]
 
     @property
     def metric_keys(self) -> tuple[str, ...]:
         return tuple(metric.key for metric in self.task.metrics)
+
+    def build_loss(self, name: str) -> nn.Module:
+        """A fresh loss module for one run: a recipe built with the task's classes and the profile's alpha."""
+        loss = self.losses[name]
+        if isinstance(loss, LossSpec):
+            task = self.task
+            return loss.build(alpha=self.profile.training.alpha, classes=task.regional_classes,
+                              boundary_classes=task.boundary_classes, registry=task.losses)  # fmt: skip
+        return copy.deepcopy(loss)
+
+
+def _loss_name(loss) -> str:
+    return getattr(loss, "name", None) or type(loss).__name__
+
+
+def _resolve_losses(task: Task, losses: Sequence, schedule: str) -> dict[str, LossSpec | nn.Module]:
+    """Each loss by canonical name: recipes parsed with the task's registry (the experiment's
+    ``schedule`` given to the "+ BL" recipes that name none), modules by their ``name``."""
+    resolved = {}
+    for loss in losses:
+        if isinstance(loss, nn.Module):
+            name, value = _loss_name(loss), loss
+        else:
+            value = LossSpec.parse(loss, task.losses)
+            if schedule != "constant" and value.boundary and value.schedule == "constant" and value.alpha is None:
+                value = replace(value, schedule=schedule)
+            name = value.name
+        if name in resolved:
+            raise ValueError(f"losses must not repeat, but {loss!r} is {name!r} again")
+        resolved[name] = value
+    return resolved
 
 
 def plan_experiment(
@@ -118,134 +149,38 @@ def plan_experiment(
     schedule: str = "constant",
     alpha: float | None = None,
 ) -> Plan:
-    """Check every choice of an experiment and return its :class:`Plan` (reads no data)."""
+    """Check every choice of an experiment and return its :class:`Plan` (reads no data).
+
+    ``losses`` are recipes (any spelling, see :class:`~bl_tutorial.combined.LossSpec`),
+    or loss modules (named by their ``name`` attribute). ``schedule`` is given to every
+    "+ BL" recipe that names none; ``alpha`` is the weight of a boundary term next to a
+    regional one where the recipe sets none.
+    """
     task = get_task(task)
-    name = resolve_profile(profile)
+    name = resolve_profile(profile, task)
     settings = task.profiles[name]
-    if epochs is not None:
-        settings = replace(settings, epochs=int(epochs))
-    if seeds is not None:
-        settings = replace(settings, seeds=tuple(int(s) for s in seeds))
-    if losses is not None:
-        settings = replace(settings, losses=tuple(losses))
-    if alpha is not None:
-        settings = replace(settings, alpha=float(alpha))
+    changes = {"epochs": epochs, "seeds": None if seeds is None else tuple(int(s) for s in seeds),
+               "alpha": None if alpha is None else float(alpha)}  # fmt: skip
+    settings = settings.with_training(**{k: v for k, v in changes.items() if v is not None})
     check_choice(schedule, "schedule", tuple(SCHEDULES))
     if schedule != "constant" and alpha is not None:
         raise ValueError(f"alpha sets the constant schedule only; the {schedule} schedule has its own weights")
-    _check_grid(settings)
-    specs = {}
-    for loss in settings.losses:
-        spec = LossSpec.parse(loss, boundary_classes=task.boundary_classes)
-        if spec.boundary and "@" not in loss:  # the experiment's schedule, for the boundary term only
-            spec = replace(spec, schedule=schedule, alpha=None)
-        if spec.boundary and spec.regional and spec.schedule == "constant":
-            spec = replace(spec, alpha=settings.alpha)
-        specs[loss] = spec
-    plan = Plan(task, name, settings, specs, schedule)
-    _ = plan.config  # checks epochs, batch size, learning rate
+    chosen = settings.training.losses if losses is None else list(losses)
+    if not chosen or not settings.training.seeds:
+        raise ValueError(f"losses and seeds must not be empty, got {list(chosen)} and {list(settings.training.seeds)}")
+    if len(set(settings.training.seeds)) != len(settings.training.seeds):
+        raise ValueError(f"seeds must not repeat, got {list(settings.training.seeds)}")
+    resolved = _resolve_losses(task, chosen, schedule)
+    settings = settings.with_training(losses=tuple(resolved))
+    declared = [c.canonical(task.losses) for c in task.comparisons]
+    pairs = [c for c in declared if c.loss in resolved and c.baseline in resolved]
+    for loss, spec in resolved.items():  # a "+ BL" recipe no declared pair covers: against its regional part
+        baseline = spec.baseline if isinstance(spec, LossSpec) else None
+        if baseline in resolved and not any(c.loss == loss for c in pairs):
+            pairs.append(Comparison(loss, baseline))
+    plan = Plan(task, name, settings, resolved, tuple(pairs))
+    _ = settings.training.config()  # checks epochs, batch size, learning rate
     return plan
-
-
-def _check_grid(settings: Profile) -> None:
-    """At least one loss and one seed, no seed or loss twice."""
-    if not settings.losses or not settings.seeds:
-        raise ValueError(f"losses and seeds must not be empty, got {list(settings.losses)} and {list(settings.seeds)}")
-    names = [loss.lower() for loss in settings.losses]
-    if len(set(names)) != len(names) or len(set(settings.seeds)) != len(settings.seeds):
-        raise ValueError(f"losses and seeds must not repeat, got {list(settings.losses)} and {list(settings.seeds)}")
-
-
-# --------------------------------------------------------------------------- the folder of an experiment
-def _code_digest() -> str:
-    """A short hash of the package's source, so that results of other code are never mixed in."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-def _difference(key: str, old, new) -> str:
-    """``key`` and, for short values, what it was and is; empty when equal."""
-    if old == new:
-        return ""
-    if isinstance(old, dict) and isinstance(new, dict):
-        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        return f"{key}: {', '.join(keys)}"
-    return f"{key}: {old!r} there, {new!r} now"
-
-
-class RunStore:
-    """The folder of one experiment (see the module docstring), or nothing when ``folder`` is None."""
-
-    def __init__(self, folder: Path | None):
-        self.folder = folder
-
-    @staticmethod
-    def check_folder(out) -> Path | None:
-        """``out`` as a folder that is new, empty, or an experiment's; anything else is refused."""
-        if out is None:
-            return None
-        if not isinstance(out, (str, Path)) or str(out) == "":
-            raise ValueError(f"out must name a folder, got {out!r}")
-        folder = Path(out).expanduser()
-        if folder.exists() and not folder.is_dir():
-            raise NotADirectoryError(f"{folder}: exists and is not a folder")
-        if folder.is_dir() and any(folder.iterdir()) and not (folder / PLAN_FILE).is_file():
-            raise FileExistsError(
-                f"{folder} is not empty and holds no experiment ({PLAN_FILE}); choose a new or empty folder"
-            )
-        return folder
-
-    @classmethod
-    def open(cls, out, signature: dict, overwrite: bool) -> RunStore:
-        """Use ``out`` for the experiment ``signature``; refuse a folder that holds another one."""
-        folder = cls.check_folder(out)
-        if folder is None:
-            return cls(None)
-        folder = make_dirs(folder)
-        plan_file = folder / PLAN_FILE
-        if overwrite:
-            for stale in ("runs", "checkpoints", "figures"):
-                shutil.rmtree(folder / stale, ignore_errors=True)
-            for stale in (RESULTS_FILE, PLAN_FILE):
-                (folder / stale).unlink(missing_ok=True)
-        elif plan_file.is_file():
-            previous = json.loads(plan_file.read_text()).get("signature", {})
-            differing = [
-                _difference(k, previous.get(k), signature.get(k)) for k in sorted(set(previous) | set(signature))
-            ]
-            differing = [d for d in differing if d]
-            if differing:
-                raise FileExistsError(
-                    f"{folder} holds another experiment (differs in {'; '.join(differing)}); "
-                    "choose another --out, or pass --overwrite (overwrite=True) to start over there"
-                )
-        write_json_atomic(plan_file, {"signature": signature})
-        return cls(folder)
-
-    def _record_path(self, loss: str, seed: int) -> Path:
-        return self.folder / "runs" / f"{loss}-seed{seed}.json"
-
-    def finished(self, loss: str, seed: int) -> dict | None:
-        """The record of a run that already finished (or failed), else None."""
-        if self.folder is None or not self._record_path(loss, seed).is_file():
-            return None
-        return json.loads(self._record_path(loss, seed).read_text())
-
-    def checkpoint(self, loss: str, seed: int) -> Path | None:
-        return None if self.folder is None else self.folder / "checkpoints" / f"{loss}-seed{seed}.pt"
-
-    def record(self, run: dict) -> None:
-        """Keep a finished run (atomically) and drop its checkpoint."""
-        if self.folder is None:
-            return
-        write_json_atomic(self._record_path(run["loss"], run["seed"]), run)
-        self.checkpoint(run["loss"], run["seed"]).unlink(missing_ok=True)
-
-    def write(self, results: dict) -> None:
-        if self.folder is not None:
-            write_json_atomic(self.folder / RESULTS_FILE, results)
 
 
 # --------------------------------------------------------------------------- running
@@ -255,17 +190,32 @@ def _data_identity(source) -> str:
     return str(Path(root).resolve()) if root is not None else source.describe()
 
 
+def _object(value) -> dict:
+    """A reader's settings object that is not a dataclass (a network builder, say), by class and attributes."""
+    kind = type(value)
+    return {"class": f"{kind.__module__}.{kind.__qualname__}", **getattr(value, "__dict__", {})}
+
+
+def _plain(value):
+    """``value`` as JSON reads it back (tuples become lists; other objects by class and attributes)."""
+    return json.loads(json.dumps(value, default=_object))
+
+
 def _signature(plan: Plan, data: TaskData, device: torch.device, condition) -> dict:
+    """What identifies an experiment: its task, settings, losses, data, device and code (not its prose)."""
+    modules = [loss for loss in plan.losses.values() if isinstance(loss, nn.Module)]
+    entries = [entry.build for entry in plan.task.losses.values()]
     signature = {
         "task": plan.task.name,
         "condition": condition,
         "profile": asdict(plan.profile),
-        "schedule": plan.schedule,
+        "losses": {name: loss_identity(loss) for name, loss in plan.losses.items()},
+        "comparisons": [asdict(c) for c in plan.comparisons],
         "data": {"kind": data.source.kind, "where": _data_identity(data.source)},
         "device": device.type,
-        "code": f"{__version__}+{_code_digest()}",
+        "code": f"{__version__}+{code_digest(plan.task.load, plan.task.evaluate, *entries, *modules)}",
     }
-    return json.loads(json.dumps(signature))  # tuples become lists, as they are when read back
+    return _plain(signature)
 
 
 def _header(plan: Plan, data: TaskData, device: torch.device, condition) -> dict:
@@ -275,18 +225,19 @@ def _header(plan: Plan, data: TaskData, device: torch.device, condition) -> dict
         "title": plan.task.title,
         "condition": condition,
         "map_unit": plan.task.map_unit,
-        "metrics": [asdict(metric) for metric in plan.task.metrics],
+        "metrics": metric_dicts(plan.task.metrics),
         "data": {"kind": data.source.kind, "description": data.source.describe(), "note": data.source.note},
         "profile_name": plan.profile_name,
-        "profile": asdict(p),
-        "schedule": plan.schedule,
+        "profile": _plain(asdict(p)),
+        "losses": list(plan.losses),
+        "comparisons": [asdict(c) for c in plan.comparisons],
         "device": device_banner(device),
         "device_type": device.type,
         "torch": torch.__version__,
         "bl_tutorial": __version__,
-        "seeds": list(p.seeds),
+        "seeds": list(p.training.seeds),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "parameters": count_parameters(build_model(plan.task, p)),
+        "parameters": count_parameters(plan.task.build_model(p)),
         "sizes": {"train": len(data.train_set), "select": len(data.select_set)},
         "splits": data.splits,
         "baselines": data.baselines,
@@ -296,13 +247,14 @@ def _header(plan: Plan, data: TaskData, device: torch.device, condition) -> dict
 def _run_one(plan: Plan, data: TaskData, loss: str, seed: int, device, store: RunStore, figures: bool, quiet: bool):
     """Train one loss with one seed (resuming its checkpoint if any), score it, draw it."""
     seed_everything(seed)
-    model = build_model(plan.task, plan.profile)
-    config = replace(plan.config, seed=seed, quiet=quiet)
+    model = plan.task.build_model(plan.profile)
+    config = plan.profile.training.config(seed=seed, quiet=quiet)
     began = time.perf_counter()
-    record = {"loss": loss, "seed": seed, "spec": asdict(plan.specs[loss])}
+    loss_fn = plan.build_loss(loss)
+    record = {"loss": loss, "seed": seed, "spec": loss_identity(loss_fn)}
     try:
         result = train(
-            model, data.train_set, data.select_set, plan.specs[loss], config, device,
+            model, data.train_set, data.select_set, loss_fn, config, device,
             checkpoint=store.checkpoint(loss, seed), resume=True, description=f"{loss} seed {seed}",
         )  # fmt: skip
     except FloatingPointError as error:
@@ -336,7 +288,7 @@ def run_experiment(
     out: Path | str | None = None,
     *,
     condition: float | None = None,
-    losses: list[str] | None = None,
+    losses: Sequence | None = None,
     seeds: list[int] | None = None,
     epochs: int | None = None,
     schedule: str = "constant",
@@ -356,7 +308,8 @@ def run_experiment(
     one; :func:`run_study` runs them all. Returns the dict of ``results.json``: the
     provenance (data, profile, device, torch version, seeds, date), the splits, every run
     (loss, seed, status, selected epoch, metrics at that epoch and at the last one,
-    history) and the summary over seeds with the paired comparisons.
+    history) and the summary over seeds with the task's comparisons and their verdicts
+    (:func:`~bl_tutorial.evaluation.verdict`).
 
     ``figures``: which runs draw their figures and save the probabilities behind them
     (``"first seed"``: each loss once, what the chapters show; ``"every run"`` or True;
@@ -376,23 +329,24 @@ def run_experiment(
     signature = _signature(plan, data, device, condition)
     store = RunStore.open(out, signature, overwrite)
     results = {**_header(plan, data, device, condition), "signature": signature, "load_seconds": loading, "runs": []}
-    p = plan.profile
+    t = plan.profile.training
     log(f"{results['device']}\n{data.source.describe()}")
     log(
-        f"Task {plan.task.name}, profile {plan.profile_name}: {p.model.upper()}, {p.epochs} epochs, batch "
-        f"{p.batch_size}, lr {p.lr:g}, seeds {list(p.seeds)}, {results['parameters'] / 1e6:.2f} M parameters; "
-        f"{len(data.train_set)} training and {len(data.select_set)} selection items; losses {list(plan.specs)}"
+        f"Task {plan.task.name}, profile {plan.profile_name}: {type(plan.profile.model).__name__}, {t.epochs} "
+        f"epochs, batch {t.batch_size}, lr {t.lr:g}, seeds {list(t.seeds)}, {results['parameters'] / 1e6:.2f} M "
+        f"parameters; {len(data.train_set)} training and {len(data.select_set)} selection items; "
+        f"losses {list(plan.losses)}"
     )
-    for seed in p.seeds:
-        for loss in plan.specs:
+    for seed in t.seeds:
+        for loss in plan.losses:
             run = store.finished(loss, seed)
             if run is None:
-                draw = figures in (True, "every run") or (figures == "first seed" and seed == p.seeds[0])
+                draw = figures in (True, "every run") or (figures == "first seed" and seed == t.seeds[0])
                 run = _run_one(plan, data, loss, seed, device, store, draw, quiet)
                 store.record(run)
             results["runs"].append(run)
             log(_run_line(run))
-            results.update(summarize(results["runs"], plan.metric_keys))
+            results.update(summarize(results["runs"], plan.task.metrics, plan.comparisons))
             store.write(results)
     return results
 
@@ -420,61 +374,13 @@ def _run_line(run: dict) -> str:
     return head + f"best epoch {run['best_epoch']}, Dice {run['metrics']['dice']:.3f} ({run['time_s']:.0f} s)"
 
 
-# --------------------------------------------------------------------------- reading results
-def load_results(path: Path | str) -> dict:
-    """Read a ``results.json`` (or the folder holding it) written by :func:`run_experiment`.
-
-    Raises ``FileNotFoundError`` if missing and ``ValueError`` if it lacks the provenance
-    fields (task, data source, profile, device, torch version, seeds, date, runs).
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no results file (run python -m bl_tutorial.experiments first)")
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    missing = [key for key in REQUIRED_KEYS if key not in results]
-    if missing:
-        raise ValueError(f"{path}: missing fields {missing}; was it written by bl_tutorial.experiments?")
-    return results
-
-
-def results_folder(root: Path | str | None = None) -> Path:
-    """Where committed full-profile results are: ``root``, else ``$BL_TUTORIAL_RESULTS``, else the
-    package's own ``results/`` folder (installed with it, so a plain ``pip install`` finds them)."""
-    if root is not None:
-        return Path(root).expanduser()
-    configured = os.environ.get(RESULTS_ENV)
-    return Path(configured).expanduser() if configured else Path(__file__).resolve().parent / "results"
-
-
-def full_results(task: Task | str, root: Path | str | None = None) -> dict | None:
-    """The committed full-profile results of ``task`` (``<folder>/<task>-full/``), or None."""
-    path = results_folder(root) / f"{get_task(task).name}-full" / RESULTS_FILE
-    return load_results(path) if path.is_file() else None
-
-
-def provenance(results: dict) -> str:
-    """The line every table and figure of a run carries: data, profile, device, seeds."""
-    seeds = len(results["seeds"])
-    return (
-        f"{results['data']['kind']} data, profile {results['profile_name']}, "
-        f"{results['device_type'].upper()}, {seeds} seed{'s' if seeds != 1 else ''}"
-    )
-
-
-def saved_arrays(folder: Path | str, loss: str, seed: int) -> dict:
-    """The probabilities a run saved for the figures (``report_probability``, ``test_probability``, ids)."""
-    path = figure_path(folder, "probabilities", loss, seed, ".npz")
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no saved probabilities (a run saves them for the first seed, or with figures='every run')"
-        )
-    with np.load(path) as arrays:
-        return {key: arrays[key] for key in arrays.files}
+def _print_verdicts(results: dict, condition=None) -> None:
+    """The verdict of each comparison at the selected epoch (sentences of :func:`~bl_tutorial.evaluation.verdict`)."""
+    chosen = [c for c in results["comparisons"] if c["epoch"] == "selected"]
+    if chosen:
+        print(f"Comparisons{'' if condition is None else f' at condition {condition:g}'} (selected epoch):")
+    for comparison in chosen:
+        print(f"  {comparison['sentence']}")
 
 
 # --------------------------------------------------------------------------- command line
@@ -486,7 +392,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("task", choices=tuple(TASKS), help="which experiment")
     parser.add_argument("--profile", choices=PROFILE_NAMES, default=None, help=f"default ${PROFILE_ENV} or by device")
     parser.add_argument("--out", default=None, help="output folder (default runs/TASK-PROFILE)")
-    parser.add_argument("--losses", default=None, help="comma-separated, e.g. gdl+bl,gdl,ce,ce+bl or bl,gdl")
+    losses = "comma-separated recipes, e.g. gdl+bl,gdl,ce,ce+bl or 'gdl,focal(gamma=1)+bl'"
+    parser.add_argument("--losses", default=None, help=losses)
     parser.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2")
     parser.add_argument("--epochs", type=int, default=None, help="override the profile's number of epochs")
     parser.add_argument("--schedule", choices=tuple(SCHEDULES), default="constant", help="alpha schedule")
@@ -497,6 +404,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--figures", choices=FIGURES, default="first seed", help="which runs draw their figures")
     return parser
+
+
+def _split_losses(text: str | None) -> list[str] | None:
+    """Comma-separated recipes; commas inside parentheses belong to a recipe's options."""
+    if not text:
+        return None
+    losses, depth, current = [], 0, ""
+    for char in text:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            losses.append(current)
+            current = ""
+        else:
+            current += char
+    return [*losses, current]
 
 
 def _seeds(text: str | None) -> list[int] | None:
@@ -514,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out or ".")
     try:
         options = {
-            "losses": args.losses.split(",") if args.losses else None,
+            "losses": _split_losses(args.losses),
             "seeds": _seeds(args.seeds),
             "epochs": args.epochs,
             "schedule": args.schedule,
@@ -526,14 +448,16 @@ def main(argv: list[str] | None = None) -> int:
         common = {"data_root": args.data_root, "overwrite": args.overwrite, "quiet": args.quiet, "device": args.device}
         common["figures"] = args.figures
         if plan.profile.conditions is None:
-            runs = run_experiment(args.task, plan.profile_name, out, **common, **options)["runs"]
+            studies = {None: run_experiment(args.task, plan.profile_name, out, **common, **options)}
         else:
             studies = run_study(args.task, plan.profile_name, out, **common, **options)
-            runs = [run for results in studies.values() for run in results["runs"]]
+        runs = [run for results in studies.values() for run in results["runs"]]
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as error:
         parser.exit(2, f"error: {error}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"interrupted: finished runs are kept in {out}; run the same command again to resume\n")
+    for condition, results in studies.items():
+        _print_verdicts(results, condition)
     failed = [r for r in runs if r["status"] == "failed"]
     for run in failed:
         print(f"failed: {run['loss']} seed {run['seed']}: {run['reason']}", file=sys.stderr)

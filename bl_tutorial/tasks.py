@@ -1,38 +1,40 @@
-"""One declarative description per experiment: data and splits, model, classes, scoring, figures.
+"""One declarative description per experiment: data and splits, model, classes, scoring, comparisons.
 
 The runner of :mod:`bl_tutorial.experiments` knows no data-set name: it loads a
 :class:`Task`'s data with the settings of a :class:`Profile`, trains each loss and seed,
-and asks the task to score and draw. A new experiment is a new :class:`Task` in
-:data:`TASKS`, not a new branch in the runner.
+and asks the task to score, compare and draw. A new experiment is a new :class:`Task`,
+not a new branch in the runner (the README's "Extending the book" shows one).
 
 * :data:`DRIVE` - retinal vessels, UNet, binary, the boundary term on the vessels (the
   report's Table 1);
 * :data:`ACDC` - cardiac MRI, ENet, four classes, the boundary term on all of them (the
   report's Figures 2-3);
-* :data:`IMBALANCE` - synthetic lesions whose share of the image shrinks from 10 % to
-  0.3 %: when does the boundary term help?
+* :data:`IMBALANCE` - synthetic lesions whose share of the image shrinks: when does the
+  boundary term help?
 
-Every task splits its labelled items three ways: *train*, *select* (chooses the epoch)
-and *report* (is scored), so that no reported score is flattered by the choice of epoch.
-Every profile's settings are in :attr:`Task.profiles` (``smoke``: the notebooks' tests;
-``fast``: the published book, on two CPU cores; ``full``: the report's settings, for a
-GPU).
+A :class:`Profile` holds three small settings objects: :class:`Training` (shared by every
+task: epochs, batch, learning rate, seeds, losses), the task's own data settings
+(:class:`DriveData`, :class:`AcdcData`, :class:`LesionData`, each with the split sizes
+of :class:`SplitSizes`) and the network (:class:`~bl_tutorial.models.UNetConfig`,
+:class:`~bl_tutorial.models.ENetConfig`). Every task splits its labelled items three
+ways: *train*, *select* (chooses the epoch) and *report* (is scored), so that no
+reported score is flattered by the choice of epoch. Profiles: ``smoke`` (the notebooks'
+tests), ``fast`` (the published book, on two CPU cores), ``full`` (the report's
+settings, for a GPU).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
-import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from bl_tutorial._io import atomic_path
-from bl_tutorial._validation import check_choice
+from bl_tutorial._validation import check_choice, check_int, check_number
+from bl_tutorial.combined import DEFAULT_ALPHA
 from bl_tutorial.data import (
     CLASS_NAMES,
     AcdcDataset,
@@ -47,21 +49,31 @@ from bl_tutorial.data import (
     split_three,
 )
 from bl_tutorial.data.datasets import Augment
+from bl_tutorial.data.warp import BATCH_WARPS
 from bl_tutorial.evaluation import (
+    Comparison,
+    Metric,
     score_cardiac,
     score_lesions,
     score_vessels,
     trivial_vessel_scores,
-    vessel_probability,
 )
-from bl_tutorial.metrics import class_labels
-from bl_tutorial.models import ENet, UNet
-from bl_tutorial.training import predict
+from bl_tutorial.models import ENetConfig, UNetConfig
+from bl_tutorial.recipes import LOSSES, LossEntry
+from bl_tutorial.store import figure_path
+from bl_tutorial.training import LrSchedule, TrainConfig
 
 __all__ = [
     "Metric",
+    "Comparison",
+    "Training",
+    "SplitSizes",
+    "DriveData",
+    "AcdcData",
+    "LesionData",
     "Profile",
     "TaskData",
+    "GeneratedData",
     "Task",
     "TASKS",
     "DRIVE",
@@ -82,54 +94,112 @@ and 3D deep learning techniques for cardiac MR image segmentation", STACOM 2017)
 on the 100 real ACDC training patients, ED and ES frames. For orientation only."""
 
 
+# --------------------------------------------------------------------------- settings
 @dataclass(frozen=True)
-class Metric:
-    """A score the runner summarises over seeds and compares between losses."""
+class Training:
+    """The training settings every task shares. Build it with keywords."""
 
-    key: str
-    label: str
-    unit: str = ""
-    higher_is_better: bool | None = True
-    """None for a quantity with no better direction (e.g. how much is predicted)."""
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Everything that sets the size of an experiment. Build it with keywords."""
-
-    model: Literal["unet", "enet"]
     epochs: int
     batch_size: int
     lr: float
     seeds: tuple[int, ...]
     losses: tuple[str, ...]
-    """Loss names such as ``"gdl+bl"`` (see :class:`~bl_tutorial.combined.LossSpec`)."""
+    """Loss recipes such as ``"gdl+bl"`` (see :class:`~bl_tutorial.combined.LossSpec`)."""
+    lr_schedule: LrSchedule = "constant"
+    alpha: float = DEFAULT_ALPHA
+    """Weight of a boundary term next to a regional term when its recipe sets none (the report: 0.05)."""
+    val_hd95: bool = False
+    """HD95 on the selection split at every epoch (slow on a CPU)."""
+    batch_warp: str | None = None
+    """A warp of every training batch on the device, by name (:data:`~bl_tutorial.data.warp.BATCH_WARPS`)."""
+
+    def __post_init__(self):
+        if self.batch_warp is not None:
+            check_choice(self.batch_warp, "batch_warp", tuple(BATCH_WARPS), " or None")
+
+    def config(self, **options) -> TrainConfig:
+        """The :class:`~bl_tutorial.training.TrainConfig` of these settings (``options``: seed, quiet, ...)."""
+        warp = None if self.batch_warp is None else BATCH_WARPS[self.batch_warp]
+        return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
+                           val_hd95=self.val_hd95, batch_warp=warp, **options)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    """How many labelled items (images, patients) each split takes, and the seed of the split."""
+
     n_select: int
-    """Items (images, patients) that choose the epoch."""
+    """Items that choose the epoch."""
     n_report: int
     """Items that are scored."""
     n_train: int | None = None
     """Training items; None: all the others."""
+    split_seed: int = 0
+
+    def split(self, ids: Sequence[str], where: str, profile: str) -> tuple[list[str], list[str], list[str]]:
+        """(train, select, report) ids, or a refusal in the profile's terms when there are too few."""
+        needed = self.n_select + self.n_report + (self.n_train or 1)
+        if len(ids) < needed:
+            train = f"{self.n_train}" if self.n_train else "at least 1"
+            raise ValueError(
+                f"{where}: the {profile or 'chosen'} profile needs {needed} labelled items ({self.n_select} to "
+                f"select the epoch, {self.n_report} to report, {train} to train) and found {len(ids)}; "
+                "add data or choose a smaller profile"
+            )
+        train, select, report = split_three(ids, self.n_select, self.n_report, self.split_seed)
+        return (train if self.n_train is None else train[: self.n_train]), select, report
+
+
+@dataclass(frozen=True)
+class DriveData(SplitSizes):
+    """DRIVE: images resized to ``image_size`` (None: native size), or ``patch_size`` patches at native size."""
+
     image_size: int | None = None
-    """Side of the square images the network sees (px); None: native size."""
     patch_size: int | None = None
     """Train on random patches of this side (px) instead of whole images."""
     patches_per_image: int = 16
-    width: int = 8
-    """UNet base width (ENet has a fixed width)."""
-    depth: int = 4
-    """UNet poolings."""
     augment: Augment = "flip"
-    alpha: float = 0.05
-    """Weight of the boundary term under the constant schedule (the report: 0.05)."""
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    split_seed: int = 0
-    val_hd95: bool = False
-    """HD95 on the selection split at every epoch (slow on a CPU)."""
+
+
+@dataclass(frozen=True)
+class AcdcData(SplitSizes):
+    """ACDC: slices at ``image_size`` px; ``crop_mm``: side of the central square the network sees (None: all)."""
+
+    image_size: int = 256
     crop_mm: float | None = None
-    """ACDC: side of the central square, in mm, that the network sees; None: the whole slice."""
-    conditions: tuple[float, ...] | None = None
-    """A study: one experiment per condition (the imbalance task: lesion shares in per cent)."""
+    augment: Augment = "none"
+
+
+@dataclass(frozen=True)
+class LesionData(SplitSizes):
+    """Synthetic lesions: ``n_train`` + ``n_select`` + ``n_report`` images of ``image_size`` px per share."""
+
+    n_train: int | None = 48
+    image_size: int = 64
+    augment: Augment = "isometry"
+    conditions: tuple[float, ...] = (10.0, 3.0, 1.0, 0.3)
+    """The lesions' shares of the image, in per cent: one experiment each."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that sets the size of an experiment: training, data and network settings."""
+
+    training: Training
+    data: Any
+    """The task's own data settings (:class:`DriveData`, :class:`AcdcData`, :class:`LesionData`, ...)."""
+    model: Any
+    """Anything with ``build(in_channels, num_classes) -> nn.Module`` (:class:`~bl_tutorial.models.UNetConfig`)."""
+    name: str = ""
+
+    @property
+    def conditions(self) -> tuple | None:
+        """A study's conditions (one experiment each), from the data settings; None for a single experiment."""
+        return getattr(self.data, "conditions", None)
+
+    def with_training(self, **changes) -> Profile:
+        """The same profile with some training settings changed."""
+        return replace(self, training=replace(self.training, **changes))
 
 
 @dataclass
@@ -146,21 +216,21 @@ class TaskData:
     splits: dict[str, list[str]]
     """The ids in each split (images or patients)."""
     baselines: dict = field(default_factory=dict)
-    """Scores of trivial predictors on the report split, for orientation."""
+    """Scores of simple predictors on the report split, for orientation."""
     extras: dict = field(default_factory=dict)
     """Anything else the task's figures need (e.g. test images)."""
 
 
 @dataclass(frozen=True)
 class Task:
-    """An experiment, described: its data, model, classes, scoring and figures."""
+    """An experiment, described: its data, model, classes, scoring, comparisons and figures."""
 
     name: str
     title: str
     class_names: tuple[str, ...]
     in_channels: int
     boundary_classes: tuple[int, ...] | None
-    """Channels the boundary loss sums over (None: all), as in the official code."""
+    """Channels the boundary terms sum over (None: all), as in the official code."""
     map_unit: str
     """The unit of the distance maps (the same in every profile)."""
     profiles: Mapping[str, Profile]
@@ -168,8 +238,15 @@ class Task:
     """``load(profile, data_root, condition)``."""
     evaluate: Callable[[nn.Module, TaskData], dict]
     """Scores of a trained model on the report split."""
-    metrics: tuple[Metric, ...] = (Metric("dice", "Dice"),)
+    metrics: tuple[Metric, ...] = (Metric("dice", "Dice", resolution=0.04, upper=1.0),)
     """The scores summarised over seeds and compared between losses; the first is the headline."""
+    comparisons: tuple[Comparison, ...] = ()
+    """The pairs this experiment compares; pairs of losses a profile does not train are skipped, and
+    with no pair declared every "+ BL" recipe is compared with its regional part."""
+    regional_classes: tuple[int, ...] | None = None
+    """Channels the regional terms use (None: all, as in the official code)."""
+    losses: Mapping[str, LossEntry] = field(default_factory=lambda: dict(LOSSES))
+    """The losses its recipes can name (the package's, plus any a reader adds)."""
     save_figures: Callable[[nn.Module, TaskData, str, int, Path], None] | None = None
     """Writes PNG figures (and saved probabilities) of one run into a folder."""
 
@@ -177,58 +254,55 @@ class Task:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def build_model(self, profile: Profile) -> nn.Module:
+        """The network of ``profile``, with this task's input channels and classes."""
+        return profile.model.build(self.in_channels, self.num_classes)
+
+    def with_losses(self, **entries: LossEntry) -> Task:
+        """The same task with more losses its recipes can name: ``task.with_losses(tversky=LossEntry(...))``."""
+        for name, entry in entries.items():
+            if not isinstance(entry, LossEntry):
+                raise TypeError(f"{name} must be a LossEntry, got {type(entry).__name__}")
+        return replace(self, losses={**self.losses, **entries})
+
+    def with_profile(self, name: str, profile: Profile) -> Task:
+        """The same task with one more (or another) profile."""
+        return replace(self, profiles={**self.profiles, name: replace(profile, name=name)})
+
 
 def build_model(task: Task, profile: Profile) -> nn.Module:
     """The network a profile names, with the task's input channels and classes."""
-    check_choice(profile.model, "model", ("unet", "enet"))
-    if profile.model == "unet":
-        return UNet(task.in_channels, task.num_classes, base=profile.width, depth=profile.depth)
-    return ENet(task.in_channels, task.num_classes)
+    return task.build_model(profile)
 
 
-def figure_path(folder: Path | str, kind: str, loss: str, seed: int, suffix: str = ".png") -> Path:
-    """Where a run's figure (or saved arrays, ``suffix=".npz"``) of ``kind`` lives under ``folder``."""
-    return Path(folder) / "figures" / f"{kind}_{loss}_seed{seed}{suffix}"
-
-
-def _save_figure(figure, path: Path) -> None:
-    with atomic_path(path) as partial:
-        figure.savefig(partial, format="png", dpi=80, bbox_inches="tight")
-
-
-def _save_arrays(path: Path, **arrays) -> None:
-    with atomic_path(path) as partial, open(partial, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
-
-
-def _splits(ids: Sequence[str], profile: Profile) -> tuple[list[str], list[str], list[str]]:
-    train, select, report = split_three(ids, profile.n_select, profile.n_report, profile.split_seed)
-    return (train if profile.n_train is None else train[: profile.n_train]), select, report
+def _profiles(**profiles: Profile) -> dict[str, Profile]:
+    return {name: replace(profile, name=name) for name, profile in profiles.items()}
 
 
 # --------------------------------------------------------------------------- DRIVE
 def _load_drive(profile: Profile, data_root: Path | None, condition=None) -> TaskData:
+    settings: DriveData = profile.data
     source = ensure_dataset("drive", data_root)
     labelled = {s.id: s for s in read_drive(source, "training")}
     unlabelled = [i for i, s in labelled.items() if s.vessels is None]
     if unlabelled:
         raise ValueError(f"{source.root}: DRIVE training images {unlabelled} have no 1st_manual annotation")
-    train_ids, select_ids, report_ids = _splits(sorted(labelled), profile)
+    where = f"{source.root / 'training'} (DRIVE, {len(labelled)} annotated images)"
+    train_ids, select_ids, report_ids = settings.split(sorted(labelled), where, profile.name)
     train, select = [labelled[i] for i in train_ids], [labelled[i] for i in select_ids]
     report = [labelled[i] for i in report_ids]
-    if profile.patch_size:
-        train_set = DrivePatches(train, profile.patch_size, profile.patches_per_image, profile.augment)
+    if settings.patch_size:
+        train_set = DrivePatches(train, settings.patch_size, settings.patches_per_image, settings.augment)
     else:
-        train_set = DriveDataset(train, profile.image_size, profile.augment)
-    report_set = DriveDataset(report, profile.image_size)
+        train_set = DriveDataset(train, settings.image_size, settings.augment)
     return TaskData(
         source=source,
         train_set=train_set,
-        select_set=DriveDataset(select, profile.image_size),
-        report=(report, report_set),
+        select_set=DriveDataset(select, settings.image_size),
+        report=(report, DriveDataset(report, settings.image_size)),
         splits={"train": train_ids, "select": select_ids, "report": report_ids},
         baselines=trivial_vessel_scores(report),
-        extras={"test": read_drive(source, "test")[:1], "image_size": profile.image_size},
+        extras={"test": read_drive(source, "test")[:1], "image_size": settings.image_size},
     )
 
 
@@ -237,46 +311,32 @@ def _evaluate_drive(model: nn.Module, data: TaskData) -> dict:
     return score_vessels(model, samples, dataset)
 
 
-def _network_input(sample, size: int | None) -> torch.Tensor:
-    from bl_tutorial.data.transforms import normalize_intensity, resize_image
+def _save_drive_figures(*args) -> None:
+    from bl_tutorial.viz.runs import save_drive_figures
 
-    image = normalize_intensity(sample.image, mask=sample.fov, channel_axis=-1).transpose(2, 0, 1)
-    return torch.from_numpy(resize_image(image, sample.image.shape[:2] if size is None else (size, size)))[None]
-
-
-def _save_drive_figures(model: nn.Module, data: TaskData, loss: str, seed: int, folder: Path) -> None:
-    from bl_tutorial.viz import drive_test_figure, drive_validation_figure
-
-    samples, dataset = data.report
-    sample = samples[0]
-    probability = vessel_probability(model, torch.from_numpy(dataset.images[:1]), sample.image.shape[:2])[0]
-    _save_figure(
-        drive_validation_figure(sample, probability, f"{loss}, seed {seed}"), figure_path(folder, "report", loss, seed)
-    )
-    arrays = {"report_probability": probability.astype(np.float16), "report_id": sample.id}
-    if data.extras["test"]:
-        test = data.extras["test"][0]
-        vessel = vessel_probability(model, _network_input(test, data.extras["image_size"]), test.image.shape[:2])[0]
-        vessel = vessel * test.fov
-        _save_figure(drive_test_figure(test, vessel, loss), figure_path(folder, "test", loss, seed))
-        arrays.update(test_probability=vessel.astype(np.float16), test_id=test.id)
-    _save_arrays(figure_path(folder, "probabilities", loss, seed, ".npz"), **arrays)
+    save_drive_figures(*args)
 
 
 _DRIVE_LOSSES = ("gdl+bl", "gdl", "ce", "ce+bl")
 
 # fmt: off
-_DRIVE_PROFILES = {
-    "smoke": Profile(model="unet", width=4, epochs=2, batch_size=8, lr=3e-3, seeds=(0, 1), losses=_DRIVE_LOSSES,
-                     n_select=1, n_report=1, n_train=2, patch_size=32, patches_per_image=4, augment="isometry"),
+_DRIVE_PROFILES = _profiles(
+    smoke=Profile(
+        training=Training(epochs=2, batch_size=8, lr=3e-3, seeds=(0, 1), losses=_DRIVE_LOSSES),
+        data=DriveData(n_select=1, n_report=1, n_train=2, patch_size=32, patches_per_image=4, augment="isometry"),
+        model=UNetConfig(width=4)),
     # native-resolution patches, scored on whole images at native size
-    "fast": Profile(model="unet", width=8, epochs=16, batch_size=16, lr=3e-3, lr_schedule="cosine", seeds=(0, 1, 2),
-                    losses=_DRIVE_LOSSES, n_select=4, n_report=4, patch_size=64, patches_per_image=10,
-                    augment="isometry"),
+    fast=Profile(
+        training=Training(epochs=16, batch_size=16, lr=3e-3, lr_schedule="cosine", seeds=(0, 1, 2),
+                          losses=_DRIVE_LOSSES),
+        data=DriveData(n_select=4, n_report=4, patch_size=64, patches_per_image=10, augment="isometry"),
+        model=UNetConfig(width=8)),
     # the report: UNet, whole images at 256 px, 150 epochs, batch 8, alpha 0.05
-    "full": Profile(model="unet", width=64, epochs=150, batch_size=8, lr=1e-3, seeds=(0, 1, 2), losses=_DRIVE_LOSSES,
-                    n_select=4, n_report=4, image_size=256),
-}
+    full=Profile(
+        training=Training(epochs=150, batch_size=8, lr=1e-3, seeds=(0, 1, 2), losses=_DRIVE_LOSSES),
+        data=DriveData(n_select=4, n_report=4, image_size=256),
+        model=UNetConfig(width=64)),
+)
 # fmt: on
 
 DRIVE = Task(
@@ -290,22 +350,32 @@ DRIVE = Task(
     load=_load_drive,
     evaluate=_evaluate_drive,
     metrics=(
-        Metric("dice", "Dice"),
-        Metric("predicted_fraction", "fraction of the FOV predicted as vessel", higher_is_better=None),
+        Metric("dice", "Dice", resolution=0.04, upper=1.0),
+        Metric(
+            "predicted_fraction",
+            "fraction of the FOV predicted as vessel",
+            higher_is_better=None,
+            resolution=0.01,
+            upper=1.0,
+        ),  # fmt: skip
     ),
+    comparisons=(Comparison("gdl+bl", "gdl"), Comparison("ce+bl", "ce")),
     save_figures=_save_drive_figures,
 )
 
 
 # --------------------------------------------------------------------------- ACDC
 def _load_acdc(profile: Profile, data_root: Path | None, condition=None) -> TaskData:
+    settings: AcdcData = profile.data
     source = ensure_dataset("acdc", data_root)
-    train_ids, select_ids, report_ids = _splits(acdc_patient_ids(source, "training"), profile)
+    ids = acdc_patient_ids(source, "training")
+    where = f"{source.root / 'training'} (ACDC, {len(ids)} patients)"
+    train_ids, select_ids, report_ids = settings.split(ids, where, profile.name)
     patients = {p.id: p for p in read_acdc(source, "training", train_ids + select_ids + report_ids)}  # only those
-    size, crop = profile.image_size or 256, profile.crop_mm
+    size, crop = settings.image_size, settings.crop_mm
     return TaskData(
         source=source,
-        train_set=AcdcDataset([patients[i] for i in train_ids], size, crop, augment=profile.augment),
+        train_set=AcdcDataset([patients[i] for i in train_ids], size, crop, augment=settings.augment),
         select_set=AcdcDataset([patients[i] for i in select_ids], size, crop),
         report=AcdcDataset([patients[i] for i in report_ids], size, crop),
         splits={"train": train_ids, "select": select_ids, "report": report_ids},
@@ -316,32 +386,35 @@ def _evaluate_acdc(model: nn.Module, data: TaskData) -> dict:
     return score_cardiac(model, data.report, CLASS_NAMES)
 
 
-def _save_acdc_figure(model: nn.Module, data: TaskData, loss: str, seed: int, folder: Path, count: int = 6) -> None:
-    from bl_tutorial.viz import cardiac_slices_figure
+def _save_acdc_figure(*args) -> None:
+    from bl_tutorial.viz.runs import save_cardiac_figure
 
-    dataset = data.report
-    chosen = np.random.default_rng(seed).choice(len(dataset), size=min(count, len(dataset)), replace=False)
-    pred = class_labels(predict(model, torch.from_numpy(dataset.images[chosen]))).numpy()
-    title = f"ACDC report slices, {loss}, seed {seed}"
-    figure = cardiac_slices_figure(dataset.images[chosen, 0], dataset.labels[chosen], pred, title)
-    _save_figure(figure, figure_path(folder, "slices", loss, seed))
+    save_cardiac_figure(*args)
 
 
 _ACDC_LOSSES = ("bl", "gdl", "gdl+bl")
 
 # fmt: off
-_ACDC_PROFILES = {
-    "smoke": Profile(model="enet", epochs=1, batch_size=8, lr=5e-3, seeds=(0, 1), losses=_ACDC_LOSSES, n_select=1,
-                     n_report=1, n_train=2, image_size=32, augment="none", crop_mm=128),
+_ACDC_PROFILES = _profiles(
+    smoke=Profile(
+        training=Training(epochs=1, batch_size=8, lr=5e-3, seeds=(0, 1), losses=_ACDC_LOSSES),
+        data=AcdcData(n_select=1, n_report=1, n_train=2, image_size=32, crop_mm=128),
+        model=ENetConfig()),
     # a 128 mm square around the heart at 64 px
-    "fast": Profile(model="enet", epochs=12, batch_size=8, lr=5e-3, lr_schedule="cosine", seeds=(0, 1, 2),
-                    losses=_ACDC_LOSSES, n_select=4, n_report=6, n_train=8, image_size=64, augment="none",
-                    crop_mm=128),
+    fast=Profile(
+        training=Training(epochs=12, batch_size=8, lr=5e-3, lr_schedule="cosine", seeds=(0, 1, 2),
+                          losses=_ACDC_LOSSES),
+        data=AcdcData(n_select=4, n_report=6, n_train=8, image_size=64, crop_mm=128),
+        model=ENetConfig()),
     # the official code: ENet, 256 px, Adam 5e-4, batch 8, 100 epochs
-    "full": Profile(model="enet", epochs=100, batch_size=8, lr=5e-4, seeds=(0, 1, 2), losses=_ACDC_LOSSES,
-                    n_select=10, n_report=15, image_size=256, augment="none"),
-}
+    full=Profile(
+        training=Training(epochs=100, batch_size=8, lr=5e-4, seeds=(0, 1, 2), losses=_ACDC_LOSSES),
+        data=AcdcData(n_select=10, n_report=15, image_size=256),
+        model=ENetConfig()),
+)
 # fmt: on
+
+_STRUCTURES = ("dice_RV", "dice_MYO", "dice_LV")
 
 ACDC = Task(
     name="acdc",
@@ -354,41 +427,45 @@ ACDC = Task(
     load=_load_acdc,
     evaluate=_evaluate_acdc,
     metrics=(
-        Metric("dice", "mean 3D Dice"),
-        Metric("dice_RV", "3D Dice of the RV"),
-        Metric("dice_MYO", "3D Dice of the MYO"),
-        Metric("dice_LV", "3D Dice of the LV"),
-        Metric("hd95", "mean 3D HD95", "mm", higher_is_better=False),
+        Metric("dice", "mean 3D Dice", resolution=0.04, upper=1.0),
+        Metric("dice_RV", "3D Dice of the RV", resolution=0.04, upper=1.0),
+        Metric("dice_MYO", "3D Dice of the MYO", resolution=0.04, upper=1.0),
+        Metric("dice_LV", "3D Dice of the LV", resolution=0.04, upper=1.0),
+        Metric("hd95", "mean 3D HD95", "mm", higher_is_better=False, resolution=2.0),
     ),
+    comparisons=(Comparison("gdl+bl", "gdl"), Comparison("bl", "gdl", ("dice", *_STRUCTURES))),
     save_figures=_save_acdc_figure,
 )
 
 
 # --------------------------------------------------------------------------- the imbalance study
 @dataclass(frozen=True)
-class _SyntheticSource:
-    """Describes generated data the way :class:`~bl_tutorial.data.DatasetSource` describes a tree."""
+class GeneratedData:
+    """Describes data generated in memory the way :class:`~bl_tutorial.data.DatasetSource` describes a tree."""
 
     note: str
     kind: str = "synthetic"
+    what: str = "synthetic lesions"
 
     def describe(self) -> str:
-        return f"Data: synthetic lesions ({self.note})"
+        return f"Data: {self.what} ({self.note})"
 
 
 def _load_lesions(profile: Profile, data_root: Path | None, percent: float) -> TaskData:
-    size = profile.image_size or 64
-    counts = {"train": profile.n_train or 48, "select": profile.n_select, "report": profile.n_report}
+    settings: LesionData = profile.data
+    size = check_int(settings.image_size, "image_size", minimum=16)
+    check_number(percent, "condition (the lesions' share, %)", minimum=0, strict=True)
+    counts = {"train": settings.n_train or 48, "select": settings.n_select, "report": settings.n_report}
     arrays = {
-        split: lesion_images(count, size, percent, seed=profile.split_seed * 10 + index)
+        split: lesion_images(count, size, percent, seed=settings.split_seed * 10 + index)
         for index, (split, count) in enumerate(counts.items())
     }
-    augments = {"train": profile.augment, "select": "none", "report": "none"}
+    augments = {"train": settings.augment, "select": "none", "report": "none"}
     datasets = {split: LabelledImages(*arrays[split], 2, augment=augments[split]) for split in counts}
     sizes = " + ".join(str(count) for count in counts.values())
     note = f"{size} x {size} px, lesions {percent:g} % of each image, {sizes} images"
     return TaskData(
-        source=_SyntheticSource(note),
+        source=GeneratedData(note),
         train_set=datasets["train"],
         select_set=datasets["select"],
         report=datasets["report"],
@@ -400,20 +477,26 @@ def _evaluate_lesions(model: nn.Module, data: TaskData) -> dict:
     return score_lesions(model, data.report)
 
 
-_IMBALANCE_LOSSES = ("gdl", "gdl+bl", "gdl+bl@rebalance")
+_IMBALANCE_LOSSES = ("gdl", "gdl+bl", "gdl+bl@rebalance(over=none)")
 
 # fmt: off
-_IMBALANCE_PROFILES = {
-    "smoke": Profile(model="unet", width=4, depth=3, epochs=2, batch_size=8, lr=3e-3, seeds=(0, 1),
-                     losses=_IMBALANCE_LOSSES, n_train=8, n_select=4, n_report=4, image_size=32,
-                     conditions=(10.0, 1.0)),
-    "fast": Profile(model="unet", width=8, depth=3, epochs=18, batch_size=16, lr=3e-3, lr_schedule="cosine",
-                    seeds=(0, 1, 2), losses=_IMBALANCE_LOSSES, n_train=48, n_select=12, n_report=32, image_size=64,
-                    augment="isometry", conditions=(10.0, 3.0, 1.0, 0.3)),
-    "full": Profile(model="unet", width=16, depth=3, epochs=60, batch_size=16, lr=1e-3, lr_schedule="cosine",
-                    seeds=(0, 1, 2, 3, 4), losses=_IMBALANCE_LOSSES, n_train=400, n_select=100, n_report=200,
-                    image_size=64, augment="isometry", conditions=(10.0, 3.0, 1.0, 0.3, 0.1)),
-}
+_IMBALANCE_PROFILES = _profiles(
+    smoke=Profile(
+        training=Training(epochs=2, batch_size=8, lr=3e-3, seeds=(0, 1), losses=_IMBALANCE_LOSSES),
+        data=LesionData(n_train=8, n_select=4, n_report=4, image_size=32, augment="flip", conditions=(10.0, 1.0)),
+        model=UNetConfig(width=4, depth=3)),
+    fast=Profile(
+        training=Training(epochs=18, batch_size=16, lr=3e-3, lr_schedule="cosine", seeds=(0, 1, 2),
+                          losses=_IMBALANCE_LOSSES),
+        data=LesionData(n_train=48, n_select=12, n_report=32, image_size=64, conditions=(10.0, 3.0, 1.0, 0.3)),
+        model=UNetConfig(width=8, depth=3)),
+    full=Profile(
+        training=Training(epochs=60, batch_size=16, lr=1e-3, lr_schedule="cosine", seeds=(0, 1, 2, 3, 4),
+                          losses=_IMBALANCE_LOSSES),
+        data=LesionData(n_train=400, n_select=100, n_report=200, image_size=64,
+                        conditions=(10.0, 3.0, 1.0, 0.3, 0.1)),
+        model=UNetConfig(width=16, depth=3)),
+)
 # fmt: on
 
 IMBALANCE = Task(
@@ -426,12 +509,16 @@ IMBALANCE = Task(
     profiles=_IMBALANCE_PROFILES,
     load=_load_lesions,
     evaluate=_evaluate_lesions,
-    metrics=(Metric("dice", "Dice"), Metric("hd95", "HD95", "px", higher_is_better=False)),
+    metrics=(
+        Metric("dice", "Dice", resolution=0.04, upper=1.0),
+        Metric("hd95", "HD95", "px", higher_is_better=False, resolution=2.0),
+    ),  # fmt: skip
+    comparisons=(Comparison("gdl+bl", "gdl"), Comparison("gdl+bl@rebalance(over=none)", "gdl")),
 )
 
 
 TASKS: dict[str, Task] = {task.name: task for task in (DRIVE, ACDC, IMBALANCE)}
-"""Every experiment, by name."""
+"""Every experiment of the book, by name."""
 
 
 def get_task(task: Task | str) -> Task:

@@ -1,30 +1,33 @@
 """The training loop of every experiment, in named steps a reader can follow.
 
-:func:`train` fits a model with a :class:`~bl_tutorial.combined.LossSpec`: a regional
-loss, the boundary loss, or both with an alpha schedule. Read it top to bottom:
+:func:`train` fits a model with any training loss: a recipe
+(:class:`~bl_tutorial.combined.LossSpec`, ``"gdl+bl"``), the module it builds, or a
+module of the reader's own that returns its total and its named parts
+(:class:`~bl_tutorial.combined.LossParts`, or a bare total). Read it top to bottom:
 
 1. :func:`_start` - the optimiser, the learning-rate schedule and the mixed-precision
    settings (:func:`_precision`, the one place that decides them);
 2. :func:`_resume` - continue from a checkpoint, refusing one made with other settings;
 3. :func:`run_epoch` - one pass over a loader: softmax, loss, backward step, and the
-   epoch's means (loss parts raw and weighted, monitors, Dice per class, HD95);
+   epoch's means (loss parts raw and weighted, monitors, Dice per class, HD95); the loss
+   is told the fraction of training done (:class:`~bl_tutorial.combined.Progress`), so
+   that a schedule means the same in a short and a long run;
 4. the selected epoch - the best mean validation Dice of the foreground classes;
 5. :func:`_save_checkpoint` - everything needed to resume, written atomically (after the
    last epoch and at most once a minute before it).
 
 Each epoch reseeds the generators from ``(seed, epoch)``, so a run interrupted and
 resumed reaches the same history as one that was not (on the CPU). Batches carry their
-own spacing, so the loop never asks the dataset about its items.
+own spacing, so the loop never asks the dataset about its items. Nothing here assumes 2D:
+images are ``(N, C, *spatial)`` and the memory format follows the tensors' rank.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import random
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,12 +37,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from bl_tutorial._bookkeeping import Clock, Means
 from bl_tutorial._io import atomic_path
 from bl_tutorial._validation import check_choice
-from bl_tutorial.combined import CombinedLoss, LossSpec
-from bl_tutorial.device import resolve_device, seed_everything, seed_worker
+from bl_tutorial.combined import LossParts, Progress, as_loss_parts
+from bl_tutorial.data.warp import BatchWarp
+from bl_tutorial.device import resolve_device, rng_state, seed_everything, seed_worker, set_rng_state
 from bl_tutorial.losses import boundary_loss, dice_loss
 from bl_tutorial.metrics import batch_dice, class_labels, hd95
+from bl_tutorial.recipes import LossSpec, loss_identity
 
 LrSchedule = Literal["constant", "cosine"]
 
@@ -64,6 +70,9 @@ class TrainConfig:
     """Channels-last memory format (faster convolutions on CUDA and on the CPU)."""
     val_hd95: bool = False
     """HD95 per foreground class on validation, every epoch (slow: a CPU surface distance per image)."""
+    batch_warp: BatchWarp | None = None
+    """A random warp of every training batch on the device, its maps recomputed
+    (:class:`~bl_tutorial.data.warp.BatchWarp`); drawn from a generator seeded per epoch."""
     quiet: bool = False
     checkpoint_seconds: float = 60.0
     """With a checkpoint path: write it after the last epoch of a call, and after any epoch
@@ -82,6 +91,19 @@ EVAL_PIXELS = {"cpu": 2**18, "cuda": 2**22, "mps": 2**20}
 """Pixels one forward pass sees at most when a model is only evaluated (selection pass,
 :func:`predict`): on two CPU cores one 584 x 565 image at a time is 30 % faster than four
 (the caches), and the values do not depend on how the images are grouped."""
+
+
+def memory_format(ndim: int) -> torch.memory_format:
+    """The channels-last layout for a tensor of ``ndim`` axes: ``(N, C, H, W)`` or ``(N, C, D, H, W)``."""
+    return torch.channels_last_3d if ndim == 5 else torch.channels_last
+
+
+def _layout(model: nn.Module) -> torch.memory_format | None:
+    """The channels-last layout of the model's first weight, if it is 4D or 5D and in that layout (else None)."""
+    weight = next(model.parameters())
+    if weight.ndim in (4, 5) and weight.is_contiguous(memory_format=memory_format(weight.ndim)):
+        return memory_format(weight.ndim)
+    return None
 
 
 def _forward(model: nn.Module, image: torch.Tensor, pixels: int | None) -> torch.Tensor:
@@ -152,66 +174,8 @@ class _Run:
     best_state: dict | None = None
 
 
-class Clock:
-    """Seconds spent in named phases of a run, for ``benchmarks/run_time.py``.
-
-    >>> clock = Clock()
-    >>> with clock.phase("nap"):
-    ...     pass
-    >>> list(clock.seconds)
-    ['nap']
-
-    On CUDA each phase ends with a synchronisation, so that the GPU's queued work is
-    counted in the phase that queued it.
-    """
-
-    def __init__(self, device: torch.device | None = None):
-        self.seconds: dict[str, float] = {}
-        self._cuda = device is not None and device.type == "cuda"
-
-    @contextmanager
-    def phase(self, name: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            if self._cuda:
-                torch.cuda.synchronize()
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
-
-    def timed(self, items: Iterable, name: str) -> Iterator:
-        """Yield from ``items``, counting the time spent waiting for each one as ``name``."""
-        iterator, end = iter(items), object()
-        while True:
-            with self.phase(name):
-                item = next(iterator, end)
-            if item is end:
-                return
-            yield item
-
-
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 100_003 + epoch * 7_919 + 12_345) % 2**31
-
-
-def _rng_state() -> dict:
-    numpy_state = np.random.get_state()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy_keys": torch.from_numpy(numpy_state[1].astype(np.int64)),
-        "numpy_rest": [int(numpy_state[2]), int(numpy_state[3]), float(numpy_state[4])],
-        "python": random.getstate(),
-    }
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    if torch.cuda.is_available() and state["cuda"]:
-        torch.cuda.set_rng_state_all(state["cuda"])
-    position, has_gauss, cached = state["numpy_rest"]
-    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), position, has_gauss, cached))
-    random.setstate(state["python"])
 
 
 def _loader(dataset: Dataset, config: TrainConfig, shuffle: bool, seed: int, device: torch.device) -> DataLoader:
@@ -226,31 +190,15 @@ def _loader(dataset: Dataset, config: TrainConfig, shuffle: bool, seed: int, dev
     )
 
 
-class _Means:
-    """Running sums of named scalars and per-class vectors (tensors stay on the device)."""
-
-    def __init__(self):
-        self.sums: dict[str, torch.Tensor | float] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, name: str, value, count: int = 1) -> None:
-        value = value.detach().double() * count if isinstance(value, torch.Tensor) else float(value) * count
-        self.sums[name] = self.sums.get(name, 0) + value
-        self.counts[name] = self.counts.get(name, 0) + count
-
-    def result(self) -> dict:
-        out = {}
-        for name, total in self.sums.items():
-            mean = total / self.counts[name]
-            out[name] = mean.tolist() if isinstance(mean, torch.Tensor) else float(mean)
-        return out
-
-
 # --------------------------------------------------------------------------- steps
-def _start(model: nn.Module, loss: LossSpec, config: TrainConfig, device: torch.device) -> _Run:
+def _start(model: nn.Module, config: TrainConfig, device: torch.device) -> _Run:
     """Step 1: move the model, build the optimiser, the lr schedule and the precision settings."""
     precision = _precision(device, config)
-    model = model.to(device, memory_format=torch.channels_last) if precision.channels_last else model.to(device)
+    model = model.to(device)
+    if precision.channels_last:  # the layout of each convolution weight follows its rank (2D or 3D)
+        for weight in model.parameters():
+            if weight.ndim in (4, 5):
+                weight.data = weight.data.contiguous(memory_format=memory_format(weight.ndim))
     optimizer = torch.optim.Adam(  # foreach: one kernel per step for all parameters (same values, 2-3x faster)
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, foreach=True
     )
@@ -261,9 +209,9 @@ def _start(model: nn.Module, loss: LossSpec, config: TrainConfig, device: torch.
     return _Run(model, optimizer, scheduler, precision, history=[])
 
 
-def _settings(config: TrainConfig, loss: LossSpec) -> dict:
+def _settings(config: TrainConfig, loss: nn.Module) -> dict:
     """The settings a checkpoint records, as plain JSON-like values."""
-    return {"config": asdict(config), "loss": asdict(loss)}
+    return {"config": asdict(config), "loss": loss_identity(loss)}
 
 
 def _differences(saved: dict, current: dict) -> list[str]:
@@ -280,10 +228,10 @@ def _differences(saved: dict, current: dict) -> list[str]:
     return found
 
 
-def _resume(run: _Run, checkpoint: Path, config: TrainConfig, loss: LossSpec, device: torch.device) -> int:
+def _resume(run: _Run, checkpoint: Path, settings: dict, device: torch.device) -> int:
     """Step 2: load a checkpoint into ``run``; return the next epoch. Refuses other settings."""
     saved = torch.load(checkpoint, map_location=device, weights_only=True)
-    differing = _differences(saved.get("settings", {}), _settings(config, loss))
+    differing = _differences(saved.get("settings", {}), settings)
     if differing:
         raise ValueError(
             f"{checkpoint}: this checkpoint was made with other settings ({'; '.join(differing)}); "
@@ -297,7 +245,7 @@ def _resume(run: _Run, checkpoint: Path, config: TrainConfig, loss: LossSpec, de
         run.precision.scaler.load_state_dict(saved["scaler"])
     run.history = saved["history"]
     run.best_epoch, run.best_score, run.best_state = saved["best_epoch"], saved["best_score"], saved["best_model"]
-    _set_rng_state(saved["rng"])
+    set_rng_state(saved["rng"])
     return saved["epoch"] + 1
 
 
@@ -313,7 +261,7 @@ def _save_checkpoint(run: _Run, epoch: int, path: Path, settings: dict) -> None:
         "best_epoch": run.best_epoch,
         "best_score": run.best_score,
         "best_model": run.best_state,
-        "rng": _rng_state(),
+        "rng": rng_state(),
         "settings": settings,
     }
     try:
@@ -326,7 +274,7 @@ def _save_checkpoint(run: _Run, epoch: int, path: Path, settings: dict) -> None:
         ) from error
 
 
-def _check_output(probs: torch.Tensor, epoch: int, step: int, means: _Means) -> None:
+def _check_output(probs: torch.Tensor, epoch: int, step: int, means: Means) -> None:
     """Stop with the epoch and step when the network's output is NaN or infinite."""
     if not bool(torch.isfinite(probs).all()):
         so_far = means.result()
@@ -337,14 +285,17 @@ def _check_output(probs: torch.Tensor, epoch: int, step: int, means: _Means) -> 
         )
 
 
-def _check_finite(parts, epoch: int, step: int) -> None:
+def _check_finite(parts: LossParts, epoch: int, step: int) -> None:
     """Stop with the epoch, step and loss parts when the loss is NaN or infinite (one sync)."""
     if not bool(torch.isfinite(parts.total)):
+        named = ", ".join(
+            f"{name} {float(value)}" + (f" x {parts.weights[name]}" if name in parts.weights else "")
+            for name, value in parts.parts.items()
+        )
         raise FloatingPointError(
-            f"epoch {epoch}, step {step}: the loss is {parts.total.item()} "
-            f"(regional {parts.regional.item()} x {parts.regional_weight}, "
-            f"boundary {parts.boundary.item()} x {parts.boundary_weight}); "
-            "lower the learning rate or check the inputs"
+            f"epoch {epoch}, step {step}: the loss is {parts.total.item()}"
+            + (f" ({named})" if named else "")
+            + "; lower the learning rate or check the inputs"
         )
 
 
@@ -361,42 +312,52 @@ def _validation_hd95(
 def run_epoch(
     model: nn.Module,
     loader: DataLoader,
-    loss_fn: CombinedLoss,
-    epoch: int,
+    loss_fn: nn.Module,
+    epoch: int | Progress,
     device: torch.device,
     precision: _Precision | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     val_hd95: bool = False,
     clock: Clock | None = None,
+    transform=None,
 ) -> dict:
     """Step 3: one pass over ``loader``; a training pass when ``optimizer`` is given.
 
-    Returns the epoch's means: ``loss``, its ``regional`` and ``boundary`` parts (raw and
-    ``weighted_``), two monitors computed whatever the loss (``monitor_boundary``: the
-    boundary loss on every class; ``monitor_dice_loss``: the soft Dice loss of the
+    ``loss_fn(probs, target, dist_maps, progress)`` returns a total or
+    :class:`~bl_tutorial.combined.LossParts`; ``epoch`` is an epoch or a
+    :class:`~bl_tutorial.combined.Progress` (the step within the epoch is filled in).
+    Returns the epoch's means: ``loss``, its named parts (for the recipes: ``regional`` and
+    ``boundary``, raw, ``weighted_`` and their ``_weight`` at the first step), two monitors computed whatever
+    the loss (``monitor_boundary``: the boundary loss on every class; ``monitor_dice_loss``: the soft Dice loss of the
     foreground classes), ``dice`` per class (inside each item's ``roi``), and with
     ``val_hd95`` the ``hd95`` per foreground class (in the unit of the items' spacing).
     A ``clock`` (:class:`Clock`) counts the time spent waiting for batches, stepping and
-    keeping the means. A pass without ``optimizer`` runs under ``torch.inference_mode``.
+    keeping the means. A pass without ``optimizer`` runs under ``torch.inference_mode``. A
+    ``transform`` (e.g. a :class:`~bl_tutorial.data.warp.BatchWarp` with its generator) maps
+    each batch, once on the device, to another batch.
     """
     training = optimizer is not None
     precision = precision or _Precision()
     clock = clock or Clock()
+    progress = epoch if isinstance(epoch, Progress) else Progress(epoch)
     model.train(training)
-    means, hd95_values = _Means(), []
+    means, hd95_values = Means(), []
     prefix = "train_" if training else "eval_"
     for step, batch in enumerate(clock.timed(loader, prefix + "batches")):
+        epoch = progress.epoch
         with clock.phase(prefix + "steps"), nullcontext() if training else torch.inference_mode():
-            image, target, maps, roi = (
-                batch[k].to(device, non_blocking=True) for k in ("image", "target", "dist_maps", "roi")
-            )
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if transform is not None:
+                batch = transform(batch)
+            image, target, maps, roi = (batch[k] for k in ("image", "target", "dist_maps", "roi"))
             if precision.channels_last:
-                image = image.contiguous(memory_format=torch.channels_last)
+                image = image.contiguous(memory_format=memory_format(image.ndim))
             with torch.autocast(device.type, dtype=precision.autocast, enabled=precision.autocast is not None):
                 logits = _forward(model, image, None if training else EVAL_PIXELS.get(device.type))
             probs = torch.softmax(logits.float(), dim=1)
             _check_output(probs, epoch, step, means)
-            parts = loss_fn(probs, target, maps, epoch)  # checks the inputs once for every part
+            here = Progress(progress.epoch, progress.epochs, step, max(len(loader), 1))
+            parts = as_loss_parts(loss_fn(probs, target, maps, here))  # checks the inputs once for every part
             _check_finite(parts, epoch, step)
             if training:
                 _step(optimizer, precision, parts.total)
@@ -404,10 +365,7 @@ def run_epoch(
             n = image.shape[0]
             foreground = list(range(1, target.shape[1]))
             means.add("loss", parts.total, n)
-            means.add("regional", parts.regional, n)
-            means.add("boundary", parts.boundary, n)
-            means.add("weighted_regional", parts.regional * parts.regional_weight, n)
-            means.add("weighted_boundary", parts.boundary * parts.boundary_weight, n)
+            _add_parts(means, parts, n)
             means.add("monitor_boundary", boundary_loss(probs, maps, validate=False), n)
             means.add("monitor_dice_loss", dice_loss(probs, target, foreground, validate=False), n)
             pred, labels = class_labels(probs), class_labels(target)
@@ -418,6 +376,17 @@ def run_epoch(
     if hd95_values:
         result["hd95"] = np.mean(hd95_values, axis=0).tolist()
     return result
+
+
+def _add_parts(means: Means, parts: LossParts, n: int) -> None:
+    """The named parts of a loss, raw and weighted, and their weights."""
+    for name, value in parts.parts.items():
+        means.add(name, value, n)
+    for name, value in parts.parts.items():
+        if name in parts.weights:
+            means.add(f"weighted_{name}", value * parts.weights[name], n)
+    for name, weight in parts.weights.items():  # the weight at the epoch's first step
+        means.first(f"{name}_weight", weight)
 
 
 def _step(optimizer: torch.optim.Optimizer, precision: _Precision, total: torch.Tensor) -> None:
@@ -440,11 +409,39 @@ def _check_datasets(train_set: Dataset, val_set: Dataset) -> None:
             raise ValueError(f"{name} is empty: training needs at least one item in each split")
 
 
+def _batch_warp(config: TrainConfig, seed: int):
+    """The epoch's batch warp with a generator of its own, seeded from the epoch (exact resume), or None."""
+    if config.batch_warp is None:
+        return None
+    generator = torch.Generator().manual_seed(seed + 1)
+    return lambda batch: config.batch_warp(batch, generator)
+
+
+def _loss_module(loss) -> nn.Module:
+    """A recipe (text or :class:`~bl_tutorial.combined.LossSpec`) built with its defaults, or a module as is."""
+    if isinstance(loss, (str, LossSpec)):
+        return LossSpec.parse(loss).build()
+    if not callable(loss):
+        raise TypeError(f"loss must be a recipe such as 'gdl+bl', a LossSpec or a loss module, got {loss!r}")
+    return loss
+
+
+def _select_and_record(run: _Run, record: dict, epoch: int) -> None:
+    """Step 4: the selection score (the mean validation Dice of the foreground classes) and the best epoch."""
+    record["val_foreground_dice"] = float(np.mean(record["val_dice"][1:]))
+    for name in ("regional", "boundary"):  # the schedule's weights over the epoch (0 for an absent part)
+        record[f"{name}_weight"] = record.get(f"train_{name}_weight", 0.0)
+    run.history.append(record)
+    if record["val_foreground_dice"] > run.best_score:
+        run.best_epoch, run.best_score = epoch, record["val_foreground_dice"]
+        run.best_state = copy.deepcopy(run.model.state_dict())
+
+
 def train(
     model: nn.Module,
     train_set: Dataset,
     val_set: Dataset,
-    loss: LossSpec,
+    loss,
     config: TrainConfig = TrainConfig(),
     device: torch.device | str | None = None,
     checkpoint: Path | str | None = None,
@@ -457,11 +454,15 @@ def train(
     Parameters
     ----------
     model : nn.Module
-        Outputs logits ``(B, K, H, W)``; softmax is applied here.
+        Outputs logits ``(B, K, *spatial)``; softmax is applied here.
     train_set, val_set : Dataset
         Items as in :mod:`bl_tutorial.data.datasets` (image, target, dist_maps, roi,
-        spacing). The epoch is selected on ``val_set``.
-    loss : LossSpec
+        spacing), 2D or 3D. The epoch is selected on ``val_set``.
+    loss : str, LossSpec or nn.Module
+        A recipe (``"gdl+bl"``; built with its defaults: every class, alpha 0.05), the
+        module :meth:`LossSpec.build <bl_tutorial.combined.LossSpec.build>` makes, or any
+        module ``loss(probs, target, dist_maps, progress)`` returning a scalar total or
+        :class:`~bl_tutorial.combined.LossParts`.
     config : TrainConfig
     device : optional
         Default :func:`~bl_tutorial.device.get_device`; a device that is not available
@@ -491,34 +492,39 @@ def train(
 
     device = resolve_device(device)
     _check_datasets(train_set, val_set)
-    run = _start(model, loss, config, device)
-    loss_fn, settings = loss.build(), _settings(config, loss)
+    loss_fn = _loss_module(loss)
+    run, settings = _start(model, config, device), _settings(config, loss_fn)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    start = _resume(run, checkpoint, config, loss, device) if resume and checkpoint and checkpoint.is_file() else 0
+    start = _resume(run, checkpoint, settings, device) if resume and checkpoint and checkpoint.is_file() else 0
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
-    bar = tqdm(range(start, end), desc=description or loss.name, disable=config.quiet, leave=False)
+    label = description or settings["loss"]["name"]
+    bar = tqdm(range(start, end), desc=label, disable=config.quiet, leave=False)
     clock, written = Clock(device), time.perf_counter()
     for epoch in bar:
         began, seed = time.perf_counter(), _epoch_seed(config.seed, epoch)
         seed_everything(seed)
-        record = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"]}
+        record, progress = {"epoch": epoch, "lr": run.optimizer.param_groups[0]["lr"]}, Progress(epoch, config.epochs)
         train_loader = _loader(train_set, config, True, seed, device)
-        means = run_epoch(run.model, train_loader, loss_fn, epoch, device, run.precision, run.optimizer, clock=clock)
+        warp = _batch_warp(config, seed)
+        means = run_epoch(
+            run.model,
+            train_loader,
+            loss_fn,
+            progress,
+            device,
+            run.precision,
+            run.optimizer,
+            clock=clock,
+            transform=warp,
+        )
         record.update({f"train_{k}": v for k, v in means.items()})
         run.scheduler.step()
         with clock.phase("select"):
             val_loader = _loader(val_set, config, False, seed, device)
-            means = run_epoch(run.model, val_loader, loss_fn, epoch, device, run.precision, val_hd95=config.val_hd95)
+            means = run_epoch(run.model, val_loader, loss_fn, progress, device, run.precision, val_hd95=config.val_hd95)
         record.update({f"val_{k}": v for k, v in means.items()})
-        w_regional, w_boundary = loss_fn.schedule.weights(epoch)
-        record["regional_weight"] = w_regional if loss.regional else 0.0
-        record["boundary_weight"] = w_boundary if loss.boundary else 0.0
-        record["val_foreground_dice"] = float(np.mean(record["val_dice"][1:]))  # step 4: the selection score
         record["time_s"] = time.perf_counter() - began
-        run.history.append(record)
-        if record["val_foreground_dice"] > run.best_score:
-            run.best_epoch, run.best_score = epoch, record["val_foreground_dice"]
-            run.best_state = copy.deepcopy(run.model.state_dict())
+        _select_and_record(run, record, epoch)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_dice=f"{run.best_score:.3f}", best=run.best_epoch)
         if checkpoint is not None and (epoch == end - 1 or time.perf_counter() - written >= config.checkpoint_seconds):
             with clock.phase("checkpoint"):
@@ -535,7 +541,7 @@ def train(
 
 @torch.inference_mode()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int | None = None, device=None) -> torch.Tensor:
-    """Softmax probabilities ``(N, K, H, W)`` on the CPU for images ``(N, C, H, W)``, in eval mode.
+    """Softmax probabilities ``(N, K, *spatial)`` on the CPU for images ``(N, C, *spatial)``, in eval mode.
 
     ``batch_size`` images go through the network at once; by default as many as fit in
     :data:`EVAL_PIXELS` pixels for the model's device (at least one).
@@ -545,20 +551,20 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int | None = Non
     torch.Size([3, 2, 20, 20])
     """
     if not isinstance(images, torch.Tensor):
-        raise TypeError(f"images must be a torch.Tensor (N, C, H, W), got {type(images).__name__}")
-    if images.ndim != 4:
-        raise ValueError(f"images must have shape (N, C, H, W), got {tuple(images.shape)}")
+        raise TypeError(f"images must be a torch.Tensor (N, C, *spatial), got {type(images).__name__}")
+    if images.ndim not in (4, 5):
+        raise ValueError(f"images must have shape (N, C, H, W) or (N, C, D, H, W), got {tuple(images.shape)}")
     weight = next(model.parameters())
     device = torch.device(device) if device is not None else weight.device
-    layout = (
-        torch.channels_last if weight.ndim == 4 and weight.is_contiguous(memory_format=torch.channels_last) else None
-    )
+    layout = _layout(model)
     if batch_size is None:
         batch_size = max(1, EVAL_PIXELS.get(device.type, 2**20) // max(1, math.prod(images.shape[2:])))
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size].to(device)
-        logits = model(batch.contiguous(memory_format=layout) if layout else batch)
+        if layout is not None and memory_format(batch.ndim) == layout:
+            batch = batch.contiguous(memory_format=layout)
+        logits = model(batch)
         out.append(torch.softmax(logits.float(), 1).cpu())
     return torch.cat(out)

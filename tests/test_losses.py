@@ -6,8 +6,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bl_tutorial.combined import CombinedLoss, ConstantAlpha, LinearAlpha, RebalanceAlpha, alpha_schedule
-from bl_tutorial.distance import class_distance_maps, signed_distance
+from bl_tutorial.combined import CombinedLoss
+from bl_tutorial.distance import signed_distance
 from bl_tutorial.losses import (
     BoundaryLoss,
     CrossEntropyLoss,
@@ -20,18 +20,7 @@ from bl_tutorial.losses import (
     focal_loss,
     generalized_dice_loss,
 )
-from conftest import masks
-
-
-def random_case(seed, batch=2, classes=3, spatial=(6, 7)):
-    gen = torch.Generator().manual_seed(seed)
-    logits = torch.randn(batch, classes, *spatial, generator=gen)
-    probs = logits.softmax(1)
-    labels = torch.randint(0, classes, (batch, *spatial), generator=gen)
-    target = torch.nn.functional.one_hot(labels, classes).movedim(-1, 1).float()
-    maps = torch.from_numpy(np.stack([class_distance_maps(lab.numpy(), classes) for lab in labels]))
-    return probs, target, maps, labels
-
+from conftest import masks, random_case
 
 shapes = st.sampled_from([(5, 6), (3, 4, 5), (1, 9)])
 
@@ -144,35 +133,6 @@ def test_modules_match_functions():
     torch.testing.assert_close(DiceLoss()(probs, target), dice_loss(probs, target))
 
 
-def test_schedules():
-    assert ConstantAlpha(0.05).weights(100) == (1.0, 0.05)
-    assert LinearAlpha(0.01, 0.01, 0.5).weights(3) == (1.0, pytest.approx(0.04))
-    assert LinearAlpha(0.01, 0.01, 0.5).weights(1000) == (1.0, 0.5)
-    w_r, w_b = RebalanceAlpha().weights(0)
-    assert (w_r, w_b) == (1.0, 0.01)
-    w_r, w_b = RebalanceAlpha().weights(150)
-    assert w_r == 0.1 and w_b == pytest.approx(1.51)
-    assert isinstance(alpha_schedule("linear", step=0.1), LinearAlpha)
-    with pytest.raises(ValueError, match="schedule must be one of"):
-        alpha_schedule("cosine")
-    with pytest.raises(ValueError, match="alpha"):
-        ConstantAlpha(-1)
-
-
-def test_combined_loss_parts():
-    probs, target, maps, _ = random_case(7, classes=2)
-    loss = CombinedLoss(GeneralizedDiceLoss(), BoundaryLoss(classes=[1]), RebalanceAlpha())
-    parts = loss(probs, target, maps, epoch=10)
-    expected = 0.9 * generalized_dice_loss(probs, target) + 0.11 * boundary_loss(probs, maps, [1])
-    torch.testing.assert_close(parts.total, expected)
-    assert (parts.regional_weight, parts.boundary_weight) == (pytest.approx(0.9), pytest.approx(0.11))
-    regional_only = CombinedLoss(CrossEntropyLoss())(probs, target)
-    torch.testing.assert_close(regional_only.total, cross_entropy(probs, target))
-    with pytest.raises(ValueError, match="dist_maps must be given"):
-        loss(probs, target)
-
-
-# ----------------------------------------------------------------- bad input
 def test_bad_probabilities():
     probs, target, maps, _ = random_case(1)
     bad_nan = probs.clone()
@@ -233,7 +193,6 @@ def test_bad_targets_maps_and_options():
         generalized_dice_loss(probs, target, weighting="squared")
 
 
-# ----------------------------------------------------------------- numerical edge cases
 def test_focal_gradient_is_finite_where_a_voxel_is_certain():
     logits = torch.tensor([[[[40.0, 0.0]], [[-40.0, 0.0]]]], requires_grad=True)  # p = 1 exactly in float32
     probs = torch.softmax(logits, 1)
@@ -265,34 +224,6 @@ def test_float64_inputs_stay_float64_and_pass_gradcheck():
     ):
         assert loss(torch.softmax(logits, 1)).dtype == torch.float64
         assert torch.autograd.gradcheck(lambda x, f=loss: f(torch.softmax(x, 1)), (logits,))
-
-
-def test_combined_loss_checks_once_and_unchecked_parts_agree():
-    probs, target, maps, _ = random_case(6, classes=2)
-    loss = CombinedLoss(FocalLoss(), BoundaryLoss(classes=[1]), ConstantAlpha(0.1))
-    checked = loss(probs, target, maps)
-    unchecked = loss(probs, target, maps, validate=False)
-    torch.testing.assert_close(checked.total, unchecked.total)
-    with pytest.raises(ValueError, match="probs must sum to 1"):
-        loss(probs * 0.5, target, maps)
-
-
-def test_paired_differences_refuse_what_they_cannot_compare():
-    from bl_tutorial.evaluation import comparison_sentence, paired_difference
-
-    with pytest.raises(ValueError, match="one length"):
-        paired_difference([0.8, 0.9, 0.7], [0.5])
-    with pytest.raises(ValueError, match="confidence"):
-        paired_difference([0.8, 0.9], [0.7, 0.6], confidence=95)
-    unknown = {"loss": "a+bl", "baseline": "a", "n": 2, "mean": 0.1, "se": float("nan"), "interval": [np.nan, np.nan]}
-    assert "cannot tell" in comparison_sentence(unknown)
-
-
-def test_regional_only_combinations_keep_full_weight_under_any_schedule():
-    probs, target, maps, _ = random_case(9, classes=2)
-    parts = CombinedLoss(GeneralizedDiceLoss(), None, RebalanceAlpha())(probs, target, maps, epoch=80)
-    assert parts.regional_weight == 1.0
-    torch.testing.assert_close(parts.total, generalized_dice_loss(probs, target))
 
 
 def test_zero_classes_and_bfloat16_probabilities():

@@ -116,13 +116,13 @@ def split_three(ids: Sequence[str], n_select: int, n_report: int, seed: int) -> 
 
 
 class _MapsDataset(Dataset):
-    """Shared storage and augmentation: arrays stacked at construction, tensors out."""
+    """Shared storage and augmentation: arrays stacked at construction, tensors out (2D or 3D items)."""
 
-    images: np.ndarray  # (N, C, S, S) float32
-    labels: np.ndarray  # (N, S, S) uint8
-    maps: np.ndarray  # (N, K, S, S) float32
-    rois: np.ndarray  # (N, S, S) bool
-    spacings: np.ndarray  # (N, 2) float64, in-plane spacing of the maps
+    images: np.ndarray  # (N, C, *spatial) float32
+    labels: np.ndarray  # (N, *spatial) uint8
+    maps: np.ndarray  # (N, K, *spatial) float32
+    rois: np.ndarray  # (N, *spatial) bool
+    spacings: np.ndarray  # (N, len(spatial)) float64, spacing of the maps' grid
     num_classes: int
     augment: str
 
@@ -137,34 +137,41 @@ class _MapsDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         return self.item(index)
 
-    def item(self, index: int, window: tuple[slice, slice] = (slice(None), slice(None))) -> dict:
-        """Item ``index``, cut to ``window`` (rows, cols) and augmented (same draw for every array)."""
+    def item(self, index: int, window: tuple[slice, ...] | None = None) -> dict:
+        """Item ``index``, cut to ``window`` (one slice per spatial axis; None: whole) and augmented
+        (the same draw for every array; flips and rotations act on the last two axes)."""
         iso = self._isometry()
-        rows, cols = window
-        labels = apply_isometry(self.labels[index, rows, cols], iso)
-        target = np.eye(self.num_classes, dtype=np.float32)[labels].transpose(2, 0, 1)
+        window = tuple(window) if window is not None else (slice(None),) * (self.labels.ndim - 1)
+        labels = apply_isometry(self.labels[(index, *window)], iso)
+        target = np.moveaxis(np.eye(self.num_classes, dtype=np.float32)[labels], -1, 0)
         return {
-            "image": torch.from_numpy(apply_isometry(self.images[index, :, rows, cols], iso)),
+            "image": torch.from_numpy(apply_isometry(self.images[(index, slice(None), *window)], iso)),
             "target": torch.from_numpy(np.ascontiguousarray(target)),
-            "dist_maps": torch.from_numpy(apply_isometry(self.maps[index, :, rows, cols], iso)),
-            "roi": torch.from_numpy(apply_isometry(self.rois[index, rows, cols], iso)),
+            "dist_maps": torch.from_numpy(apply_isometry(self.maps[(index, slice(None), *window)], iso)),
+            "roi": torch.from_numpy(apply_isometry(self.rois[(index, *window)], iso)),
             "spacing": torch.tensor(isometry_spacing(tuple(self.spacings[index]), iso), dtype=torch.float32),
             "index": index,
         }
 
 
 class LabelledImages(_MapsDataset):
-    """Images and label images held in memory, with their maps computed once (any 2D task).
+    """Images (2D) or volumes (3D) and their labels held in memory, with their maps computed once (any task).
 
     Parameters
     ----------
-    images : ndarray, shape (N, C, H, W)
-    labels : ndarray of int, shape (N, H, W)
+    images : ndarray, shape (N, C, H, W) or (N, C, D, H, W)
+    labels : ndarray of int, shape (N, H, W) or (N, D, H, W)
     num_classes : int
-    spacing : (float, float)
-        Pixel size (rows, cols) in the maps' unit.
+    spacing : float or sequence of float
+        Voxel size per spatial axis ((rows, cols) or (z, rows, cols)) in the maps' unit.
     augment, convention
-        As in :class:`DriveDataset`.
+        As in :class:`DriveDataset`; flips and rotations act on the last two axes.
+
+    Examples
+    --------
+    >>> volumes = LabelledImages(np.zeros((2, 1, 4, 8, 8)), np.ones((2, 4, 8, 8), int), 2, spacing=(3.0, 1.0, 1.0))
+    >>> volumes[0]["dist_maps"].shape, volumes[0]["spacing"].tolist()
+    (torch.Size([2, 4, 8, 8]), [3.0, 1.0, 1.0])
     """
 
     def __init__(
@@ -172,18 +179,20 @@ class LabelledImages(_MapsDataset):
     ):
         self.augment = check_choice(augment, "augment", AUGMENTS)
         self.images = np.ascontiguousarray(images, dtype=np.float32)
-        if self.images.ndim != 4 or len(self.images) == 0:
-            raise ValueError(f"images must have shape (N, C, H, W) with N >= 1, got {self.images.shape}")
-        labels = np.asarray(labels)
-        if labels.shape != (len(self.images), *self.images.shape[-2:]):
+        if self.images.ndim not in (4, 5) or len(self.images) == 0:
             raise ValueError(
-                f"labels must have shape {(len(self.images), *self.images.shape[-2:])}, got {labels.shape}"
+                f"images must have shape (N, C, H, W) or (N, C, D, H, W) with N >= 1, got {self.images.shape}"
             )
+        labels = np.asarray(labels)
+        spatial = self.images.shape[2:]
+        if labels.shape != (len(self.images), *spatial):
+            raise ValueError(f"labels must have shape {(len(self.images), *spatial)}, got {labels.shape}")
         self.num_classes = num_classes
+        spacing = as_spacing(spacing, len(spatial))
         self.labels = np.stack([as_label_image(lab, num_classes, "labels") for lab in labels])
         self.maps = np.stack([class_distance_maps(lab, num_classes, spacing, convention) for lab in self.labels])
         self.rois = np.ones(self.labels.shape, bool)
-        self.spacings = np.tile(np.asarray(as_spacing(spacing, 2)), (len(self.images), 1))
+        self.spacings = np.tile(np.asarray(spacing), (len(self.images), 1))
 
 
 class DriveDataset(_MapsDataset):

@@ -132,6 +132,11 @@ def apply_isometry(array: np.ndarray, isometry: Isometry) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def isometry_spacing(spacing: tuple[float, float], isometry: Isometry) -> tuple[float, float]:
-    """In-plane spacing (rows, cols) after ``isometry``: swapped by an odd number of quarter turns."""
-    return (spacing[1], spacing[0]) if isometry.quarter_turns % 2 else tuple(spacing)
+def isometry_spacing(spacing: tuple[float, ...], isometry: Isometry) -> tuple[float, ...]:
+    """Spacing (..., rows, cols) after ``isometry``: the last two swapped by an odd number of quarter turns.
+
+    >>> isometry_spacing((10.0, 1.5, 1.2), Isometry(quarter_turns=1))
+    (10.0, 1.2, 1.5)
+    """
+    spacing = tuple(spacing)
+    return (*spacing[:-2], spacing[-1], spacing[-2]) if isometry.quarter_turns % 2 else spacing

@@ -103,29 +103,26 @@ def summary_table(results: dict, caption: str = "", metrics: Sequence[dict] | No
     return results_table(rows, header, caption)
 
 
-def comparison_table(results: dict, caption: str = "", epochs: Sequence[str] = ("selected", "last")) -> str:
-    """HTML table of the paired differences ("+ BL" loss minus its baseline, same seeds and items)."""
-    labels = {m["key"]: (m["label"], m.get("unit", ""), m.get("higher_is_better", True)) for m in results["metrics"]}
+def comparison_table(
+    results: dict, caption: str = "", epochs: Sequence[str] = ("selected", "last"), movement: float = 0.0
+) -> str:
+    """HTML table of the paired differences (each compared loss minus its baseline, same seeds and items),
+    with the verdict of :func:`~bl_tutorial.evaluation.verdict` and the smallest detectable difference."""
+    from bl_tutorial.evaluation import Metric, verdict
+
+    metrics = {m["key"]: Metric.coerce(m) for m in results["metrics"]}
     rows = []
     for c in results["comparisons"]:
         if c["epoch"] not in epochs:
             continue
-        label, unit, higher = labels[c["metric"]]
-        if c["interval"] is None:
-            interval, verdict = "n/a (1 seed)", "unknown"
-        else:
-            low, high = c["interval"]
-            interval = f"{low:+.3f} to {high:+.3f}"
-            if low <= 0 <= high:
-                verdict = "includes 0"
-            elif higher is None:
-                verdict = "higher" if low > 0 else "lower"
-            else:
-                verdict = "better" if (low > 0) == higher else "worse"
-        se = "" if c["se"] is None else f"{c['se']:.3f}"
-        rows.append([f"{c['loss']} &minus; {c['baseline']}", f"{label}{f' ({unit})' if unit else ''}", c["epoch"],
-                     c["n"], f"{c['mean']:+.3f}", se, interval, verdict])  # fmt: skip
-    header = ["pair", "metric", "epoch", "seeds", "mean difference", "SE", "95 % interval", "with BL"]
+        metric = metrics[c["metric"]]
+        found = verdict(c, metric, movement)
+        interval = "n/a (1 seed)" if c["interval"] is None else f"{c['interval'][0]:+.3f} to {c['interval'][1]:+.3f}"
+        detectable = "" if found.detectable is None else f"{found.detectable:.3f}"
+        unit = f" ({metric.unit})" if metric.unit else ""
+        rows.append([f"{c['loss']} &minus; {c['baseline']}", f"{metric.label}{unit}", c["epoch"], c["n"],
+                     f"{c['mean']:+.3f}", interval, detectable, found.label])  # fmt: skip
+    header = ["pair", "metric", "epoch", "seeds", "mean difference", "95 % interval", "detectable", "verdict"]
     return results_table(rows, header, caption)
 
 
@@ -155,7 +152,9 @@ def plot_seed_curves(results: dict, key: str, ax=None, title: str = "", losses: 
 
 def study_figure(studies: dict, metrics: Sequence[dict], markers: dict[str, float] | None = None):
     """A study's metrics against its condition (a foreground share in %), one line per loss,
-    the mean over seeds with a 95 % t-interval; ``markers`` draws named shares as vertical lines."""
+    the mean over seeds with a 95 % t-interval (clipped at the metric's ``lower`` and ``upper``
+    bounds: a Dice interval never drawn below 0 or above 1); ``markers`` draws named shares as
+    vertical lines."""
     import matplotlib.pyplot as plt
     from scipy import stats
 
@@ -170,7 +169,11 @@ def study_figure(studies: dict, metrics: Sequence[dict], markers: dict[str, floa
                 means.append(np.mean(values))
                 spread = np.std(values, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
                 halves.append(stats.t.ppf(0.975, max(len(values) - 1, 1)) * spread)
-            ax.errorbar(conditions, means, yerr=halves, marker="o", capsize=3, label=loss)
+            means, halves = np.array(means), np.array(halves)
+            low, high = metric.get("lower"), metric.get("upper")  # an interval drawn past a bound is clipped to it
+            below = means - (halves if low is None else np.minimum(halves, means - low))
+            above = (means + halves) if high is None else np.minimum(means + halves, high)
+            ax.errorbar(conditions, means, yerr=[means - below, above - means], marker="o", capsize=3, label=loss)
         for name, share in (markers or {}).items():
             ax.axvline(share, color="gray", linestyle=":", linewidth=1)
             ax.text(share, 0.02, name, rotation=90, transform=ax.get_xaxis_transform(), fontsize=8, color="gray")

@@ -1,21 +1,13 @@
-"""The figure helpers, the notebooks' setup cells, and (after a build) the HTML of the book."""
+"""The figure helpers and the distance-map explorer (its widgets, layout and static equivalent)."""
 
 import base64
-import importlib.util
 import io
-import json
-import os
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-import bl_tutorial
 from bl_tutorial.viz import distance_map_animation, error_map, explorer_state, glue, maps, results_table
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 def test_explorer_refuses_bad_controls_with_a_reason():
@@ -221,22 +213,6 @@ def test_plots_without_spacing_stay_in_pixels_and_with_one_in_mm():
         plt.close(fig)
 
 
-def test_config_serves_mathjax_offline_and_keeps_the_launch_buttons():
-    config_module = pytest.importorskip("jupyter_book.config")
-    assert importlib.util.find_spec("sphinx-mathjax-offline"), "missing: pip install -r requirements.txt"
-    config, _ = config_module.get_final_config(
-        user_yaml=ROOT / "_config.yml", sourcedir=ROOT, cli_config={"latex_individualpages": False}
-    )
-    extensions = config["extensions"]
-    assert "sphinx-mathjax-offline" in extensions and "sphinxcontrib.bibtex" in extensions
-    # every default extension of Jupyter Book but sphinx_thebe, whose script would be written twice
-    defaults = config_module.get_default_sphinx_config()["extensions"]
-    assert [e for e in defaults if e not in extensions] == ["sphinx_thebe"]
-    assert config["mathjax3_config"]["tex"]["macros"]["R"] == "\\mathbb{R}"
-    assert config["html_theme_options"]["launch_buttons"]["colab_url"] == "https://colab.research.google.com"
-    assert config["html_context"]["default_mode"] in ("auto", "light", "dark")
-
-
 def test_error_map_colours_and_table():
     pred = np.array([[1, 1, 0, 0]], bool)
     truth = np.array([[1, 0, 1, 0]], bool)
@@ -251,119 +227,3 @@ def test_error_map_colours_and_table():
 
 def test_glue_works_inside_and_outside_the_book():
     assert glue("unused", 1.0) is None
-
-
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebooks_install_from_the_one_repository_url(notebook):
-    cells = json.loads(notebook.read_text())["cells"]
-    setup = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
-    assert f'REPOSITORY_URL = "{bl_tutorial.REPOSITORY_URL}"' in setup
-    assert 'find_spec("bl_tutorial") is None' in setup and "device_banner()" in setup
-    config = (ROOT / "_config.yml").read_text()
-    assert f"url: {bl_tutorial.REPOSITORY_URL}" in config
-
-
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebooks_are_saved_without_errors_and_end_with_exercises(notebook):
-    content = json.loads(notebook.read_text())
-    assert not any(o.get("output_type") == "error" for c in content["cells"] for o in c.get("outputs", []))
-    # no traces of a run saved by mistake: cell timestamps, or widget state whose outputs are gone
-    assert not [c["id"] for c in content["cells"] if "execution" in c["metadata"]]
-    assert "widgets" not in content["metadata"]
-    text = "".join("".join(c["source"]) for c in content["cells"] if c["cell_type"] == "markdown")
-    assert "What you will learn" in text and "## Summary" in text and "## Exercises" in text
-
-
-def test_notebook_strip_keeps_compared_outputs_and_drops_traces_of_a_run(tmp_path):
-    spec = importlib.util.spec_from_file_location("notebooks_tool", ROOT / "tools" / "notebooks.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    output = {"output_type": "stream", "name": "stdout", "text": ["1\n"]}
-    cells = [
-        {"cell_type": "code", "source": [tool.MARK + "\nprint(1)"], "outputs": [output], "execution_count": 3},
-        {"cell_type": "code", "source": ["print(1)"], "outputs": [output], "execution_count": 4},
-        {"cell_type": "markdown", "source": ["text"]},
-    ]
-    for cell in cells:
-        cell["metadata"] = {"execution": {"iopub.status.busy": "2026-01-01T00:00:00Z"}, "tags": ["x"]}
-    path = tmp_path / "a.ipynb"
-    path.write_text(json.dumps({"cells": cells, "metadata": {"widgets": {"state": {}}, "kernelspec": {}}}))
-    tool.strip(path)
-    stripped = json.loads(path.read_text())
-    compared, other, text = stripped["cells"]
-    assert compared["outputs"] == [output] and compared["execution_count"] == 3
-    assert other["outputs"] == [] and other["execution_count"] is None
-    assert all(cell["metadata"] == {"tags": ["x"]} for cell in stripped["cells"])
-    assert stripped["metadata"] == {"kernelspec": {}}
-
-
-# ----------------------------------------------------------------- the built book
-# another build (e.g. one made with --path-output) can be checked with BL_TUTORIAL_BOOK_HTML=path/_build/html
-HTML_DIR = Path(os.environ.get("BL_TUTORIAL_BOOK_HTML", ROOT / "_build" / "html"))
-
-
-@pytest.fixture(scope="module")
-def html():
-    if not HTML_DIR.is_dir():
-        if os.environ.get("BL_TUTORIAL_REQUIRE_BOOK"):
-            pytest.fail(f"{HTML_DIR} is missing: build the book first (jupyter-book build .)")
-        pytest.skip("the book has not been built (jupyter-book build .); .ci/run builds it before this test")
-    return HTML_DIR
-
-
-def test_book_has_every_chapter(html):
-    expected = [
-        Path("book/intro.html"),
-        Path("book/notation.html"),
-        Path("book/faq.html"),
-        Path("book/bibliography.html"),
-    ]
-    expected += [Path("notebooks") / (nb.stem + ".html") for nb in NOTEBOOKS]
-    missing = [str(p) for p in expected if not (html / p).is_file()]
-    assert not missing, missing
-
-
-def test_book_renders_math_citations_glue_and_static_widgets(html):
-    chapter = (html / "notebooks" / "03_boundary_loss.html").read_text()
-    assert 'class="math notranslate nohighlight"' in chapter
-    assert "{glue" not in chapter and "glue:text" not in chapter
-    bibliography = (html / "book" / "bibliography.html").read_text()
-    assert "Kervadec" in bibliography and "Sudre" in bibliography and "Paszke" in bibliography
-    distance = (html / "notebooks" / "02_distance_maps.html").read_text()
-    assert 'type="range"' in distance  # the animation's own slider: works without a kernel
-    for page in html.glob("notebooks/*.html"):
-        text = page.read_text()
-        assert not re.search(r"Traceback \(most recent call last\)", text), page.name
-        assert "it/s]" not in text, f"{page.name}: a progress bar leaked into the page"
-
-
-def test_book_pages_declare_each_script_once_and_serve_mathjax_themselves(html):
-    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
-    pages = sorted(html.glob("book/*.html")) + sorted(html.glob("notebooks/*.html"))
-    assert pages
-    for page in pages:
-        text = page.read_text()
-        inline = re.findall(r"<script>(.*?)</script>", text, re.S)
-        twice = {body for body in inline if inline.count(body) > 1 and re.search(r"\b(const|let)\s", body)}
-        assert not twice, f"{page.name}: declared twice (a JavaScript error): {twice}"
-        assert "THEBE_JS_URL" not in text, page.name
-        mathjax = re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', text)
-        assert all("_static/mathjax/" in src for src in mathjax), f"{page.name}: MathJax from {mathjax}"
-        assert "font-awesome" not in text, f"{page.name}: a Font Awesome stylesheet from a CDN"
-
-
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
-def test_every_quoted_number_is_printed_where_the_notebook_runs(notebook):
-    """Outside the built book, {glue:text} roles show as raw text: each key a paragraph quotes
-    must be glued by glue_values in an earlier cell, which prints it above the paragraph."""
-    printed, missing = set(), []
-    for cell in json.loads(notebook.read_text())["cells"]:
-        source = "".join(cell["source"])
-        if cell["cell_type"] == "code" and "glue_values(" in source:
-            call = source[source.index("glue_values(") :]
-            printed |= set(re.findall(r"(\w+)\s*=", call))
-        elif cell["cell_type"] == "markdown":
-            quoted = re.findall(r"\{glue:text\}`(\w+)", source)
-            missing += [key for key in quoted if key not in printed]
-    assert not missing, f"quoted before glue_values prints them: {missing}"
-    assert "{doc}" not in notebook.read_text() and "{cite:" not in notebook.read_text()
