@@ -55,6 +55,9 @@ PHASES = {
 }
 
 
+TRAINING_PHASES = ("train_steps", "train_batches", "train_bookkeeping", "select", "checkpoint")
+
+
 def run_command(task: str, profile: str, out: Path) -> tuple[float, list[dict]]:
     """Time the command line in a fresh process; return its wall time and the results it wrote."""
     command = [sys.executable, "-m", "bl_tutorial.experiments", task, "--profile", profile]
@@ -73,12 +76,17 @@ def breakdown(wall: float, experiments: list[dict]) -> dict:
         seconds["data"] += results["load_seconds"]
         for run in results["runs"]:
             phases = run["seconds"]
-            for name in ("train_steps", "train_batches", "train_bookkeeping", "select", "checkpoint"):
+            for name in TRAINING_PHASES:
                 seconds[name] += phases.get(name, 0.0)
             seconds["evaluate"] += phases.get("evaluate", 0.0)
             seconds["figures"] += phases.get("figures", 0.0)
             counted = sum(phases.get(k, 0.0) for k in PHASES if k not in ("data", "other", "process"))
             seconds["other"] += run["time_s"] - counted
+        for warm in results.get("warm_starts", []):  # a warm start's epochs count like a run's
+            inside = {k: warm.get("seconds", {}).get(k, 0.0) for k in TRAINING_PHASES}
+            for name, value in inside.items():
+                seconds[name] += value
+            seconds["other"] += warm.get("time_s", 0.0) - sum(inside.values())
     seconds["process"] = wall - sum(seconds[k] for k in PHASES if k != "process")
     return seconds
 
@@ -90,7 +98,8 @@ def floor_seconds(task_name: str, profile_name: str, device: torch.device) -> tu
     training = profile.training
     data = task.load(profile, None, (profile.conditions or (None,))[0])
     shape = tuple(data.train_set[0]["image"].shape)
-    steps = training.epochs * math.ceil(len(data.train_set) / training.batch_size)
+    epochs = training.epochs + training.warm_epochs  # one loss: its warm start (if any), then its run
+    steps = epochs * math.ceil(len(data.train_set) / training.batch_size)
     precision = _precision(device, TrainConfig())
     layout = memory_format(len(shape) + 1) if precision.channels_last else torch.contiguous_format
     torch.manual_seed(0)
@@ -127,7 +136,7 @@ def floor_seconds(task_name: str, profile_name: str, device: torch.device) -> tu
     with torch.inference_mode():
         _forward(model, selection.contiguous(memory_format=layout), EVAL_PIXELS.get(device.type))
         began = time.perf_counter()
-        for _ in range(training.epochs):
+        for _ in range(epochs):
             _forward(model, selection.contiguous(memory_format=layout), EVAL_PIXELS.get(device.type))
         if device.type == "cuda":
             torch.cuda.synchronize()

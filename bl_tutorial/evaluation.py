@@ -7,7 +7,8 @@ say which one an experiment uses):
   0.5, at the images' native resolution;
 * :func:`score_cardiac` - ACDC: Dice and HD95 (mm) per structure, per 2D slice and per 3D
   volume;
-* :func:`score_lesions` - synthetic lesions: Dice and HD95 (px) per image.
+* :func:`score_lesions` - synthetic lesions: Dice and HD95 per image with lesions, false
+  alarms on images without; :func:`threshold_scores` - the global-threshold baseline.
 
 Statistics (every experiment):
 
@@ -41,11 +42,13 @@ __all__ = [
     "trivial_vessel_scores",
     "score_cardiac",
     "score_lesions",
+    "threshold_scores",
     "Metric",
     "Comparison",
     "Verdict",
     "paired_difference",
     "plateau",
+    "settled",
     "summarize",
     "find_comparison",
     "verdict",
@@ -150,20 +153,51 @@ def score_cardiac(model: nn.Module, dataset, class_names: Sequence[str]) -> dict
     }
 
 
-def score_lesions(model: nn.Module, dataset) -> dict:
-    """Dice and HD95 (px) of the lesions, per image, averaged; and the predicted against the true share.
+def _lesion_scores(pred: np.ndarray, truth: np.ndarray, spacings: np.ndarray) -> dict:
+    """Dice and HD95 over the images with lesions, false alarms over those without, and the shares."""
+    with_lesions = [i for i, t in enumerate(truth) if t.any()]
+    empty = [i for i, t in enumerate(truth) if not t.any()]
+    counts = [_binary_counts(pred[i], truth[i], np.ones_like(truth[i])) for i in with_lesions]
+    scores = {
+        "dice": float(np.mean([dice_score(pred[i], truth[i]) for i in with_lesions])),
+        "hd95": float(np.mean([hd95(pred[i], truth[i], tuple(spacings[i])) for i in with_lesions])),
+        "false_alarms": float(np.mean([pred[i].any() for i in empty])) if empty else float("nan"),
+        "n_lesion_images": len(with_lesions),
+        "n_empty_images": len(empty),
+    }
+    return {**scores, **_mean_counts(counts)}
 
-    An image with lesions and an empty prediction has the image diagonal as HD95 (the
-    convention of :func:`~bl_tutorial.metrics.hd95`).
+
+def score_lesions(model: nn.Module, dataset) -> dict:
+    """Lesion scores of a model on a dataset of lesion images, some of them without lesions.
+
+    ``dice`` and ``hd95`` (in the unit of the dataset's spacing) are means over the images
+    that have lesions; an empty prediction there has the image diagonal as HD95 (the
+    convention of :func:`~bl_tutorial.metrics.hd95`). ``false_alarms`` is the share of the
+    images *without* lesions on which anything is predicted. Predicted and true shares,
+    false positives and false negatives are means over the images with lesions.
     """
     pred = class_labels(predict(model, torch.from_numpy(dataset.images))).numpy() == 1
-    truth = dataset.labels == 1
-    counts = [_binary_counts(p, t, np.ones_like(t)) for p, t in zip(pred, truth)]
-    return {
-        "dice": float(np.mean([dice_score(p, t) for p, t in zip(pred, truth)])),
-        "hd95": float(np.mean([hd95(p, t) for p, t in zip(pred, truth)])),
-        **_mean_counts(counts),
-    }
+    return _lesion_scores(pred, dataset.labels == 1, dataset.spacings)
+
+
+def threshold_scores(select, report, quantiles: int = 80) -> dict:
+    """The global-threshold baseline: the intensity threshold with the best mean Dice on the
+    ``select`` images (with lesions), scored on the ``report`` images like a model
+    (:func:`score_lesions`). ``select`` and ``report`` hold ``images`` (N, 1, H, W),
+    ``labels`` and ``spacings``; thresholds are tried at ``quantiles`` upper quantiles.
+    """
+    intensities = select.images[:, 0]
+    truth = select.labels == 1
+    lesion_images = [i for i, t in enumerate(truth) if t.any()]
+    candidates = np.quantile(intensities, np.linspace(0.5, 0.9995, quantiles))
+
+    def mean_dice(threshold: float) -> float:
+        return float(np.mean([dice_score(intensities[i] >= threshold, truth[i]) for i in lesion_images]))
+
+    best = max(candidates, key=mean_dice)
+    scores = _lesion_scores(report.images[:, 0] >= best, report.labels == 1, report.spacings)
+    return {"threshold": float(best), **scores}
 
 
 # --------------------------------------------------------------------------- statistics
@@ -250,6 +284,16 @@ def plateau(history: Sequence[dict], key: str = "val_foreground_dice", last: int
     """
     values = [record[key] for record in history[-last:]]
     return float(max(values) - min(values))
+
+
+def settled(history: Sequence[dict], key: str = "val_foreground_dice", share: float = 0.2) -> float:
+    """How much ``key`` moves (max - min) over the last ``share`` of the epochs (at least two):
+    the convergence check of a baseline at a constant learning rate.
+
+    >>> round(settled([{"d": 0.1}] * 5 + [{"d": 0.70}, {"d": 0.72}, {"d": 0.70}, {"d": 0.705}, {"d": 0.71}], "d"), 3)
+    0.005
+    """
+    return plateau(history, key, max(2, int(np.ceil(share * len(history)))))
 
 
 def _by_loss(runs: Sequence[dict]) -> dict[str, dict[int, dict]]:
@@ -396,7 +440,7 @@ def verdict(comparison: dict, metric=None, movement: float = 0.0) -> Verdict:
     metric = Metric.coerce(metric if metric is not None else comparison.get("metric", "dice"))
     unit = f" {metric.unit}" if metric.unit else ""
     loss, baseline = comparison["loss"], comparison["baseline"]
-    head = f"{loss} minus {baseline}: {comparison['mean']:+.3f}{unit} {metric.label}"
+    head = f"{loss} minus {baseline}: {metric.label} {comparison['mean']:+.3f}{unit}"
     if comparison["interval"] is None:
         sentence = f"{head} from a single seed: the spread between seeds is unknown, so this cannot be told from noise."
         return Verdict("single seed", sentence)
@@ -405,8 +449,9 @@ def verdict(comparison: dict, metric=None, movement: float = 0.0) -> Verdict:
     if not (np.isfinite(low) and np.isfinite(high)) or low <= 0 <= high:
         narrow = metric.resolution is not None and (high - low) / 2 <= metric.resolution
         if narrow:
-            return Verdict("no difference larger than", f"{head}: no difference larger than {bound:.3f}{unit}.",
-                           detectable, bound)  # fmt: skip
+            sentence = (f"{head}: no difference larger than {bound:.3f}{unit} (the smallest difference these "
+                        f"seeds could detect is {detectable:.3f}{unit}).")  # fmt: skip
+            return Verdict("no difference larger than", sentence, detectable, bound)
         sentence = (f"{head}; the interval includes zero, so these runs cannot tell the two losses apart "
                     f"(the smallest difference they could detect is {detectable:.3f}{unit}).")  # fmt: skip
         return Verdict("cannot tell", sentence, detectable, bound)
@@ -420,7 +465,8 @@ def verdict(comparison: dict, metric=None, movement: float = 0.0) -> Verdict:
         kind = "better" if (low > 0) == metric.higher_is_better else "worse"
     clears = f" by more than the {movement:.3f}{unit} it moves between builds" if movement else ""
     sentence = (f"{head}; the interval excludes zero{clears}: in these runs {loss} is {kind} than {baseline} "
-                f"on this {metric.label}.")  # fmt: skip
+                f"on this {metric.label} (the smallest difference these seeds could detect is "
+                f"{detectable:.3f}{unit}).")  # fmt: skip
     return Verdict(kind, sentence, detectable, bound)
 
 
@@ -432,7 +478,7 @@ def comparison_sentence(
     >>> sentence = comparison_sentence({"loss": "gdl+bl", "baseline": "gdl", "n": 3, "mean": 0.01,
     ...                                 "se": 0.01, "interval": [-0.03, 0.05]})
     >>> sentence[:64]
-    'gdl+bl minus gdl: +0.010 Dice over 3 seeds (95 % interval -0.030'
+    'gdl+bl minus gdl: Dice +0.010 over 3 seeds (95 % interval -0.030'
     >>> "cannot tell the two losses apart" in sentence
     True
     """

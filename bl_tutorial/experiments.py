@@ -35,10 +35,10 @@ from torch import nn
 
 from bl_tutorial import __version__
 from bl_tutorial._bookkeeping import Clock
-from bl_tutorial._validation import check_choice
+from bl_tutorial._validation import check_choice, check_int
 from bl_tutorial.combined import SCHEDULES
 from bl_tutorial.device import device_banner, get_device, resolve_device, seed_everything
-from bl_tutorial.evaluation import Comparison, metric_dicts, summarize
+from bl_tutorial.evaluation import Comparison, metric_dicts, settled, summarize
 from bl_tutorial.models import count_parameters
 from bl_tutorial.recipes import LossSpec, loss_identity
 from bl_tutorial.store import (
@@ -107,9 +107,10 @@ class Plan:
     def metric_keys(self) -> tuple[str, ...]:
         return tuple(metric.key for metric in self.task.metrics)
 
-    def build_loss(self, name: str) -> nn.Module:
-        """A fresh loss module for one run: a recipe built with the task's classes and the profile's alpha."""
-        loss = self.losses[name]
+    def build_loss(self, name: str | LossSpec) -> nn.Module:
+        """A fresh loss module for one run (a loss of the plan, or a recipe): a recipe built with the task's
+        classes and the profile's alpha."""
+        loss = name if isinstance(name, LossSpec) else self.losses[name]
         if isinstance(loss, LossSpec):
             task = self.task
             return loss.build(alpha=self.profile.training.alpha, classes=task.regional_classes,
@@ -171,7 +172,10 @@ def plan_experiment(
     if len(set(settings.training.seeds)) != len(settings.training.seeds):
         raise ValueError(f"seeds must not repeat, got {list(settings.training.seeds)}")
     resolved = _resolve_losses(task, chosen, schedule)
-    settings = settings.with_training(losses=tuple(resolved))
+    fewer = {LossSpec.parse(loss, task.losses).name: n for loss, n in settings.training.seeds_per_loss.items()}
+    for loss, n in fewer.items():
+        check_int(n, f"seeds_per_loss[{loss!r}]", minimum=1)
+    settings = settings.with_training(losses=tuple(resolved), seeds_per_loss=fewer)
     declared = [c.canonical(task.losses) for c in task.comparisons]
     pairs = [c for c in declared if c.loss in resolved and c.baseline in resolved]
     for loss, spec in resolved.items():  # a "+ BL" recipe no declared pair covers: against its regional part
@@ -244,8 +248,34 @@ def _header(plan: Plan, data: TaskData, device: torch.device, condition) -> dict
     }
 
 
-def _run_one(plan: Plan, data: TaskData, loss: str, seed: int, device, store: RunStore, figures: bool, quiet: bool):
-    """Train one loss with one seed (resuming its checkpoint if any), score it, draw it."""
+def _warm_start(plan: Plan, data: TaskData, seed: int, device, store: RunStore, quiet: bool) -> tuple[dict, dict]:
+    """The warm start of ``seed`` (its record and final state), trained once and kept."""
+    record, state = store.warm(seed)
+    if record is not None:
+        return record, state
+    training = plan.profile.training
+    seed_everything(seed)
+    model, began = plan.task.build_model(plan.profile), time.perf_counter()
+    loss_fn = plan.build_loss(LossSpec.parse(training.warm_start, plan.task.losses))
+    record = {"seed": seed, "loss": training.warm_start, "spec": loss_identity(loss_fn)}
+    try:
+        result = train(
+            model, data.train_set, data.select_set, loss_fn, training.warm_config(seed=seed, quiet=quiet), device,
+            checkpoint=store.warm_checkpoint(seed), resume=True, description=f"warm start seed {seed}",
+        )  # fmt: skip
+    except FloatingPointError as error:
+        return {**record, "status": "failed", "reason": str(error)}, {}
+    state = {"model": result.last_state, "optimizer": result.optimizer_state}
+    record.update(status="finished", history=result.history, time_s=time.perf_counter() - began,
+                  seconds=result.seconds, settled=settled(result.history))  # fmt: skip
+    store.keep_warm(seed, record, state)
+    return record, state
+
+
+def _run_one(plan: Plan, data: TaskData, loss: str, seed: int, device, store: RunStore, figures: bool, quiet: bool,
+             initial: dict | None = None):  # fmt: skip
+    """Train one loss with one seed (from ``initial``, a warm start, if given; resuming its checkpoint
+    if any), score it, draw it."""
     seed_everything(seed)
     model = plan.task.build_model(plan.profile)
     config = plan.profile.training.config(seed=seed, quiet=quiet)
@@ -255,7 +285,7 @@ def _run_one(plan: Plan, data: TaskData, loss: str, seed: int, device, store: Ru
     try:
         result = train(
             model, data.train_set, data.select_set, loss_fn, config, device,
-            checkpoint=store.checkpoint(loss, seed), resume=True, description=f"{loss} seed {seed}",
+            checkpoint=store.checkpoint(loss, seed), resume=True, description=f"{loss} seed {seed}", initial=initial,
         )  # fmt: skip
     except FloatingPointError as error:
         return {**record, "status": "failed", "reason": str(error), "time_s": time.perf_counter() - began}
@@ -337,12 +367,20 @@ def run_experiment(
         f"parameters; {len(data.train_set)} training and {len(data.select_set)} selection items; "
         f"losses {list(plan.losses)}"
     )
+    results["warm_starts"] = []
     for seed in t.seeds:
+        warm, state = _warm_start(plan, data, seed, device, store, quiet) if t.warm_start else (None, None)
+        if warm is not None:
+            results["warm_starts"].append(warm)
         for loss in plan.losses:
+            if t.seeds.index(seed) >= t.seeds_per_loss.get(loss, len(t.seeds)):
+                continue  # this loss runs on fewer seeds
             run = store.finished(loss, seed)
+            if run is None and warm is not None and warm["status"] == "failed":
+                run = {"loss": loss, "seed": seed, "status": "failed", "reason": f"warm start: {warm['reason']}"}
             if run is None:
                 draw = figures in (True, "every run") or (figures == "first seed" and seed == t.seeds[0])
-                run = _run_one(plan, data, loss, seed, device, store, draw, quiet)
+                run = _run_one(plan, data, loss, seed, device, store, draw, quiet, initial=state)
                 store.record(run)
             results["runs"].append(run)
             log(_run_line(run))

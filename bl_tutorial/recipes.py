@@ -372,7 +372,8 @@ def loss_identity(loss) -> dict:
     if getattr(loss, "identity", None) is not None:
         return dict(loss.identity)
     if isinstance(loss, LossSpec):
-        return {"name": loss.name, "terms": [t.text for t in loss.terms], "schedule": loss.schedule,
+        return {"name": loss.name, "regional": loss.regional, "boundary": loss.boundary,
+                "terms": [t.text for t in loss.terms], "schedule": loss.schedule,
                 "schedule_options": dict(loss.schedule_options)}  # fmt: skip
     kind = type(loss)
     return {"name": getattr(loss, "name", kind.__name__), "module": f"{kind.__module__}.{kind.__qualname__}",

@@ -5,6 +5,7 @@ An experiment's folder (``--out``) holds:
 ``experiment.json``      what was asked: its *signature* (task, profile, data, device, code)
 ``runs/LOSS-seedS.json`` one record per finished (or failed) run, written as it finishes
 ``checkpoints/``         the state of the run in progress, to resume it
+``warm/seedS.*``         a finished warm start (its record and final state), shared by the seed's runs
 ``results.json``         every run, its provenance, and the summary over seeds
 ``figures/``             PNG figures and saved probabilities
 
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bl_tutorial._io import make_dirs, write_json_atomic
+from bl_tutorial._io import atomic_path, make_dirs, write_json_atomic
 
 RESULTS_ENV = "BL_TUTORIAL_RESULTS"
 """Environment variable naming a folder of full-profile results (``<task>-full/results.json``)."""
@@ -48,6 +49,8 @@ __all__ = [
     "results_folder",
     "provenance",
     "saved_arrays",
+    "measured_movement",
+    "movement_path",
 ]
 
 
@@ -137,7 +140,7 @@ class RunStore:
         folder = make_dirs(folder)
         plan_file = folder / PLAN_FILE
         if overwrite:
-            for stale in ("runs", "checkpoints", "figures"):
+            for stale in ("runs", "checkpoints", "figures", "warm"):
                 shutil.rmtree(folder / stale, ignore_errors=True)
             for stale in (RESULTS_FILE, PLAN_FILE):
                 (folder / stale).unlink(missing_ok=True)
@@ -173,6 +176,31 @@ class RunStore:
             return
         write_json_atomic(self._record_path(run["loss"], run["seed"]), run)
         self.checkpoint(run["loss"], run["seed"]).unlink(missing_ok=True)
+
+    def warm(self, seed: int) -> tuple[dict | None, dict | None]:
+        """The record and the final state of a finished warm start of ``seed`` (None, None if none)."""
+        if self.folder is None:
+            return None, None
+        record, state = self.folder / "warm" / f"seed{seed}.json", self.folder / "warm" / f"seed{seed}.pt"
+        if not (record.is_file() and state.is_file()):
+            return None, None
+        import torch
+
+        return json.loads(record.read_text()), torch.load(state, weights_only=True)
+
+    def keep_warm(self, seed: int, record: dict, state: dict) -> None:
+        """Keep a finished warm start (its state first, then its record), atomically."""
+        if self.folder is None:
+            return
+        import torch
+
+        with atomic_path(self.folder / "warm" / f"seed{seed}.pt") as partial:
+            torch.save(state, partial)
+        write_json_atomic(self.folder / "warm" / f"seed{seed}.json", record)
+        self.warm_checkpoint(seed).unlink(missing_ok=True)
+
+    def warm_checkpoint(self, seed: int) -> Path | None:
+        return None if self.folder is None else self.folder / "checkpoints" / f"warm-seed{seed}.pt"
 
     def write(self, results: dict) -> None:
         if self.folder is not None:
@@ -218,12 +246,34 @@ def full_results(task, root: Path | str | None = None) -> dict | None:
 
 
 def provenance(results: dict) -> str:
-    """The line every table and figure of a run carries: data, profile, device, seeds."""
+    """The line every table and figure of a run carries: data, profile, device, seeds.
+
+    >>> provenance({"data": {"kind": "stand-in"}, "profile_name": "fast", "device_type": "cpu", "seeds": [0, 1, 2],
+    ...             "profile": {"training": {"seeds_per_loss": {"bl": 2}}}})
+    'stand-in data, profile fast, CPU, 3 seeds (2 for bl)'
+    """
     seeds = len(results["seeds"])
+    fewer = results.get("profile", {}).get("training", {}).get("seeds_per_loss") or {}
+    some = f" ({', '.join(f'{n} for {loss}' for loss, n in fewer.items())})" if fewer else ""
     return (
         f"{results['data']['kind']} data, profile {results['profile_name']}, "
-        f"{results['device_type'].upper()}, {seeds} seed{'s' if seeds != 1 else ''}"
+        f"{results['device_type'].upper()}, {seeds} seed{'s' if seeds != 1 else ''}{some}"
     )
+
+
+def movement_path(task: str, profile: str, root: Path | str | None = None) -> Path:
+    """Where the measured movement between two builds of a task's profile is kept."""
+    return results_folder(root) / "movement" / f"{task}-{profile}.json"
+
+
+def measured_movement(task: str, profile: str, root: Path | str | None = None) -> dict[str, float]:
+    """How much the paired differences of a task's profile moved between two builds, per metric key
+    (the largest over its comparisons), as ``tools/measure_movement.py`` measured it; ``{}`` if never
+    measured. A verdict is stated only where an interval clears zero by more than this."""
+    path = movement_path(task, profile, root)
+    if not path.is_file():
+        return {}
+    return {key: float(value) for key, value in json.loads(path.read_text())["by_metric"].items()}
 
 
 def saved_arrays(folder: Path | str, loss: str, seed: int) -> dict:

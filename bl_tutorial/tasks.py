@@ -56,6 +56,7 @@ from bl_tutorial.evaluation import (
     score_cardiac,
     score_lesions,
     score_vessels,
+    threshold_scores,
     trivial_vessel_scores,
 )
 from bl_tutorial.models import ENetConfig, UNetConfig
@@ -86,6 +87,8 @@ __all__ = [
     "BAUMGARTNER_2017",
 ]
 
+SLICE_PIXELS = 256
+"""The lesion study measures distances in pixels of 256 x 256 slices, the size the paper and the report trained at."""
 REPORT_TABLE1 = {"gdl+bl": 0.788, "gdl": 0.793, "ce+bl": 0.763, "ce": 0.798}
 """DSC in the source report's Table 1 (real DRIVE, 256 px, one validation image, last epoch, whole image)."""
 BAUMGARTNER_2017 = {"RV": 0.893, "MYO": 0.899, "LV": 0.950}
@@ -104,7 +107,9 @@ class Training:
     lr: float
     seeds: tuple[int, ...]
     losses: tuple[str, ...]
-    """Loss recipes such as ``"gdl+bl"`` (see :class:`~bl_tutorial.combined.LossSpec`)."""
+    """Loss recipes such as ``"gdl+bl"`` (see :class:`~bl_tutorial.recipes.LossSpec`)."""
+    seeds_per_loss: Mapping[str, int] = field(default_factory=dict)
+    """Fewer seeds for some losses (the first ``n`` of ``seeds``), e.g. those outside a chapter's main pairs."""
     lr_schedule: LrSchedule = "constant"
     alpha: float = DEFAULT_ALPHA
     """Weight of a boundary term next to a regional term when its recipe sets none (the report: 0.05)."""
@@ -112,10 +117,25 @@ class Training:
     """HD95 on the selection split at every epoch (slow on a CPU)."""
     batch_warp: str | None = None
     """A warp of every training batch on the device, by name (:data:`~bl_tutorial.data.warp.BATCH_WARPS`)."""
+    warm_start: str | None = None
+    """A recipe trained alone first, for ``warm_epochs`` epochs at a constant learning rate; every loss
+    of the grid then continues from its final weights and optimiser state for ``epochs`` epochs (the
+    same warm start for every loss of a seed), as the official author advises for the boundary term."""
+    warm_epochs: int = 0
 
     def __post_init__(self):
         if self.batch_warp is not None:
             check_choice(self.batch_warp, "batch_warp", tuple(BATCH_WARPS), " or None")
+        if (self.warm_start is None) != (self.warm_epochs == 0):
+            raise ValueError(
+                f"warm_start and warm_epochs go together (a recipe and at least one epoch), got "
+                f"{self.warm_start!r} and {self.warm_epochs}"
+            )
+
+    def warm_config(self, **options) -> TrainConfig:
+        """The settings of the warm start: ``warm_epochs`` at a constant learning rate."""
+        return replace(self.config(**options), epochs=check_int(self.warm_epochs, "warm_epochs", minimum=1),
+                       lr_schedule="constant")  # fmt: skip
 
     def config(self, **options) -> TrainConfig:
         """The :class:`~bl_tutorial.training.TrainConfig` of these settings (``options``: seed, quiet, ...)."""
@@ -172,13 +192,21 @@ class AcdcData(SplitSizes):
 
 @dataclass(frozen=True)
 class LesionData(SplitSizes):
-    """Synthetic lesions: ``n_train`` + ``n_select`` + ``n_report`` images of ``image_size`` px per share."""
+    """Synthetic lesions: ``n_train`` + ``n_select`` + ``n_report`` images of ``image_size`` px per share,
+    ``empty_share`` of them without lesions; distance maps in pixels of 256 x 256 slices."""
 
     n_train: int | None = 48
-    image_size: int = 64
+    image_size: int = 96
     augment: Augment = "isometry"
-    conditions: tuple[float, ...] = (10.0, 3.0, 1.0, 0.3)
+    empty_share: float = 0.25
+    """The share of the images without lesions (as most ISLES and WMH slices)."""
+    conditions: tuple[float, ...] = (10.0, 3.0, 1.0)
     """The lesions' shares of the image, in per cent: one experiment each."""
+
+    @property
+    def spacing(self) -> float:
+        """A pixel's side in the maps' unit, pixels of a 256 x 256 slice (as the report's images)."""
+        return SLICE_PIXELS / self.image_size
 
 
 @dataclass(frozen=True)
@@ -196,6 +224,14 @@ class Profile:
     def conditions(self) -> tuple | None:
         """A study's conditions (one experiment each), from the data settings; None for a single experiment."""
         return getattr(self.data, "conditions", None)
+
+    def describe(self) -> str:
+        """One short line: the training settings and the network."""
+        t = self.training
+        fewer = "".join(f", {n} for {loss}" for loss, n in t.seeds_per_loss.items())
+        warm = f"a warm start of {t.warm_epochs} epochs ({t.warm_start}), then " if t.warm_start else ""
+        return (f"{warm}{t.epochs} epochs, batch {t.batch_size}, lr {t.lr:g} ({t.lr_schedule}), "
+                f"{len(t.seeds)} seeds{fewer}; {self.model}")  # fmt: skip
 
     def with_training(self, **changes) -> Profile:
         """The same profile with some training settings changed."""
@@ -457,19 +493,22 @@ def _load_lesions(profile: Profile, data_root: Path | None, percent: float) -> T
     check_number(percent, "condition (the lesions' share, %)", minimum=0, strict=True)
     counts = {"train": settings.n_train or 48, "select": settings.n_select, "report": settings.n_report}
     arrays = {
-        split: lesion_images(count, size, percent, seed=settings.split_seed * 10 + index)
+        split: lesion_images(count, size, percent, settings.split_seed * 10 + index, settings.empty_share)
         for index, (split, count) in enumerate(counts.items())
     }
     augments = {"train": settings.augment, "select": "none", "report": "none"}
-    datasets = {split: LabelledImages(*arrays[split], 2, augment=augments[split]) for split in counts}
+    spacing = (settings.spacing, settings.spacing)
+    datasets = {split: LabelledImages(*arrays[split], 2, spacing, augments[split]) for split in counts}
     sizes = " + ".join(str(count) for count in counts.values())
-    note = f"{size} x {size} px, lesions {percent:g} % of each image, {sizes} images"
+    note = (f"{size} x {size} px, lesions {percent:g} % of each image that has any, "
+            f"{100 * settings.empty_share:g} % without; {sizes} images")  # fmt: skip
     return TaskData(
         source=GeneratedData(note),
         train_set=datasets["train"],
         select_set=datasets["select"],
         report=datasets["report"],
         splits={split: [f"{split}-{i}" for i in range(count)] for split, count in counts.items()},
+        baselines=threshold_scores(datasets["select"], datasets["report"]),
     )
 
 
@@ -477,43 +516,57 @@ def _evaluate_lesions(model: nn.Module, data: TaskData) -> dict:
     return score_lesions(model, data.report)
 
 
-_IMBALANCE_LOSSES = ("gdl", "gdl+bl", "gdl+bl@rebalance(over=none)")
+_IMBALANCE_LOSSES = ("gdl", "gdl+bl@rebalance", "gdl+0.01*bl")
 
+# The paper's comparison, scaled to the budget: GDL alone until it has converged at a constant
+# learning rate (the warm start), then three arms from the same weights: GDL alone, GDL + the
+# boundary term with the official rebalancing over the arm's epochs (regional weight at its
+# floor of 0.1 from 45 % of them), and GDL + 0.01 x the boundary term (the official author's
+# constant weight).
 # fmt: off
 _IMBALANCE_PROFILES = _profiles(
     smoke=Profile(
-        training=Training(epochs=2, batch_size=8, lr=3e-3, seeds=(0, 1), losses=_IMBALANCE_LOSSES),
-        data=LesionData(n_train=8, n_select=4, n_report=4, image_size=32, augment="flip", conditions=(10.0, 1.0)),
+        training=Training(epochs=2, batch_size=8, lr=1e-3, seeds=(0, 1), losses=_IMBALANCE_LOSSES, warm_start="gdl",
+                          warm_epochs=2),
+        data=LesionData(n_train=8, n_select=4, n_report=4, image_size=32, augment="flip", conditions=(10.0, 6.0)),
         model=UNetConfig(width=4, depth=3)),
     fast=Profile(
-        training=Training(epochs=18, batch_size=16, lr=3e-3, lr_schedule="cosine", seeds=(0, 1, 2),
-                          losses=_IMBALANCE_LOSSES),
-        data=LesionData(n_train=48, n_select=12, n_report=32, image_size=64, conditions=(10.0, 3.0, 1.0, 0.3)),
+        training=Training(epochs=12, batch_size=16, lr=1e-3, seeds=tuple(range(8)), losses=_IMBALANCE_LOSSES,
+                          warm_start="gdl", warm_epochs=24),
+        data=LesionData(n_train=48, n_select=24, n_report=48, image_size=96, conditions=(10.0, 3.0, 1.0)),
         model=UNetConfig(width=8, depth=3)),
+    # 256-px slices as in the paper, the official schedule over 100 epochs after a warm start
     full=Profile(
-        training=Training(epochs=60, batch_size=16, lr=1e-3, lr_schedule="cosine", seeds=(0, 1, 2, 3, 4),
-                          losses=_IMBALANCE_LOSSES),
-        data=LesionData(n_train=400, n_select=100, n_report=200, image_size=64,
+        training=Training(epochs=100, batch_size=8, lr=1e-3, seeds=tuple(range(10)), losses=_IMBALANCE_LOSSES,
+                          warm_start="gdl", warm_epochs=100),
+        data=LesionData(n_train=400, n_select=100, n_report=200, image_size=256,
                         conditions=(10.0, 3.0, 1.0, 0.3, 0.1)),
-        model=UNetConfig(width=16, depth=3)),
+        model=UNetConfig(width=16, depth=4)),
 )
 # fmt: on
 
 IMBALANCE = Task(
     name="imbalance",
-    title="Synthetic lesions from 10 % to 0.3 % of the image, UNet",
+    title="Synthetic lesions of a shrinking share of the image, UNet",
     class_names=("background", "lesion"),
     in_channels=1,
     boundary_classes=(1,),
-    map_unit="pixels of the 64 x 64 images",
+    map_unit="pixels of 256 x 256 slices",
     profiles=_IMBALANCE_PROFILES,
     load=_load_lesions,
     evaluate=_evaluate_lesions,
     metrics=(
         Metric("dice", "Dice", resolution=0.04, upper=1.0),
         Metric("hd95", "HD95", "px", higher_is_better=False, resolution=2.0),
+        Metric(
+            "false_alarms",
+            "share of lesion-free images with a false alarm",
+            higher_is_better=False,
+            resolution=0.1,
+            upper=1.0,
+        ),
     ),  # fmt: skip
-    comparisons=(Comparison("gdl+bl", "gdl"), Comparison("gdl+bl@rebalance(over=none)", "gdl")),
+    comparisons=(Comparison("gdl+bl@rebalance", "gdl"), Comparison("gdl+0.01*bl", "gdl")),
 )
 
 

@@ -28,7 +28,7 @@ import copy
 import math
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -38,14 +38,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from bl_tutorial._bookkeeping import Clock, Means
-from bl_tutorial._io import atomic_path
 from bl_tutorial._validation import check_choice
+from bl_tutorial.checkpoints import RunState, run_settings, save_checkpoint, warm_start
 from bl_tutorial.combined import LossParts, Progress, as_loss_parts
 from bl_tutorial.data.warp import BatchWarp
-from bl_tutorial.device import resolve_device, rng_state, seed_everything, seed_worker, set_rng_state
+from bl_tutorial.device import resolve_device, seed_everything, seed_worker
 from bl_tutorial.losses import boundary_loss, dice_loss
 from bl_tutorial.metrics import batch_dice, class_labels, hd95
-from bl_tutorial.recipes import LossSpec, loss_identity
+from bl_tutorial.recipes import LossSpec
 
 LrSchedule = Literal["constant", "cosine"]
 
@@ -115,10 +115,6 @@ def _forward(model: nn.Module, image: torch.Tensor, pixels: int | None) -> torch
     return torch.cat([model(image[start : start + count]) for start in range(0, len(image), count)])
 
 
-RESUMABLE_DIFFERENCES = ("quiet", "checkpoint_seconds")
-"""Settings a checkpoint may be resumed with under another value (they do not change the run)."""
-
-
 @dataclass
 class TrainResult:
     """What :func:`train` returns.
@@ -135,6 +131,8 @@ class TrainResult:
     last_state: dict
     finished: bool = True
     seconds: dict = field(default_factory=dict)
+    optimizer_state: dict = field(default_factory=dict)
+    """The optimiser's state after the last epoch (a warm start hands it on with ``last_state``)."""
     """Wall time of this call's phases (:class:`Clock`): ``train_batches`` (waiting for the
     loader), ``train_steps`` (forward, loss, backward, optimiser), ``train_bookkeeping``
     (the epoch's means and Dice) and ``select`` (the selection pass)."""
@@ -160,20 +158,6 @@ def _precision(device: torch.device, config: TrainConfig) -> _Precision:
     return _Precision(torch.float16, torch.amp.GradScaler("cuda"), channels_last)
 
 
-@dataclass
-class _Run:
-    """The state of one training run: what a checkpoint holds besides the RNG states."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    precision: _Precision
-    history: list
-    best_epoch: int = -1
-    best_score: float = -1.0
-    best_state: dict | None = None
-
-
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 100_003 + epoch * 7_919 + 12_345) % 2**31
 
@@ -191,7 +175,7 @@ def _loader(dataset: Dataset, config: TrainConfig, shuffle: bool, seed: int, dev
 
 
 # --------------------------------------------------------------------------- steps
-def _start(model: nn.Module, config: TrainConfig, device: torch.device) -> _Run:
+def _start(model: nn.Module, config: TrainConfig, device: torch.device) -> RunState:
     """Step 1: move the model, build the optimiser, the lr schedule and the precision settings."""
     precision = _precision(device, config)
     model = model.to(device)
@@ -206,72 +190,7 @@ def _start(model: nn.Module, config: TrainConfig, device: torch.device) -> _Run:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
-    return _Run(model, optimizer, scheduler, precision, history=[])
-
-
-def _settings(config: TrainConfig, loss: nn.Module) -> dict:
-    """The settings a checkpoint records, as plain JSON-like values."""
-    return {"config": asdict(config), "loss": loss_identity(loss)}
-
-
-def _differences(saved: dict, current: dict) -> list[str]:
-    """Names and values of the settings that differ between a checkpoint and this call."""
-    found = []
-    for group in ("config", "loss"):
-        old, new = saved.get(group, {}), current[group]
-        for key in sorted(set(old) | set(new)):
-            if key in RESUMABLE_DIFFERENCES:
-                continue
-            a, b = old.get(key), new.get(key)
-            if (list(a) if isinstance(a, tuple) else a) != (list(b) if isinstance(b, tuple) else b):
-                found.append(f"{key}: checkpoint {a!r}, now {b!r}")
-    return found
-
-
-def _resume(run: _Run, checkpoint: Path, settings: dict, device: torch.device) -> int:
-    """Step 2: load a checkpoint into ``run``; return the next epoch. Refuses other settings."""
-    saved = torch.load(checkpoint, map_location=device, weights_only=True)
-    differing = _differences(saved.get("settings", {}), settings)
-    if differing:
-        raise ValueError(
-            f"{checkpoint}: this checkpoint was made with other settings ({'; '.join(differing)}); "
-            "resuming would mix two runs in one history. Use the same settings, another checkpoint path, "
-            "or resume=False to start over."
-        )
-    run.model.load_state_dict(saved["model"])
-    run.optimizer.load_state_dict(saved["optimizer"])
-    run.scheduler.load_state_dict(saved["scheduler"])
-    if run.precision.scaler is not None and saved.get("scaler"):
-        run.precision.scaler.load_state_dict(saved["scaler"])
-    run.history = saved["history"]
-    run.best_epoch, run.best_score, run.best_state = saved["best_epoch"], saved["best_score"], saved["best_model"]
-    set_rng_state(saved["rng"])
-    return saved["epoch"] + 1
-
-
-def _save_checkpoint(run: _Run, epoch: int, path: Path, settings: dict) -> None:
-    """Step 5: everything needed to resume after ``epoch``, written atomically."""
-    payload = {
-        "model": run.model.state_dict(),
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(),
-        "scaler": run.precision.scaler.state_dict() if run.precision.scaler is not None else {},
-        "epoch": epoch,
-        "history": run.history,
-        "best_epoch": run.best_epoch,
-        "best_score": run.best_score,
-        "best_model": run.best_state,
-        "rng": rng_state(),
-        "settings": settings,
-    }
-    try:
-        with atomic_path(path) as partial:
-            torch.save(payload, partial)
-    except OSError as error:
-        raise OSError(
-            f"{path}: could not write the checkpoint after epoch {epoch} ({error}); the previous checkpoint "
-            "is intact: free some space and resume"
-        ) from error
+    return RunState(model, optimizer, scheduler, precision, history=[])
 
 
 def _check_output(probs: torch.Tensor, epoch: int, step: int, means: Means) -> None:
@@ -426,7 +345,7 @@ def _loss_module(loss) -> nn.Module:
     return loss
 
 
-def _select_and_record(run: _Run, record: dict, epoch: int) -> None:
+def _select_and_record(run: RunState, record: dict, epoch: int) -> None:
     """Step 4: the selection score (the mean validation Dice of the foreground classes) and the best epoch."""
     record["val_foreground_dice"] = float(np.mean(record["val_dice"][1:]))
     for name in ("regional", "boundary"):  # the schedule's weights over the epoch (0 for an absent part)
@@ -448,6 +367,7 @@ def train(
     resume: bool = False,
     stop_after: int | None = None,
     description: str = "",
+    initial: dict | None = None,
 ) -> TrainResult:
     """Train ``model`` and return its history, its selected epoch and its last state.
 
@@ -477,6 +397,11 @@ def train(
         ``finished=False`` until all ``config.epochs`` are done.
     description : str
         Label of the progress bar.
+    initial : dict, optional
+        A warm start: ``{"model": state_dict, "optimizer": state_dict}`` (e.g. the
+        ``last_state`` and ``optimizer_state`` of an earlier :class:`TrainResult`) to start
+        from instead of the model's own weights and a fresh optimiser; the learning rate is
+        ``config.lr`` from the first epoch. A checkpoint being resumed takes precedence.
 
     Returns
     -------
@@ -493,9 +418,11 @@ def train(
     device = resolve_device(device)
     _check_datasets(train_set, val_set)
     loss_fn = _loss_module(loss)
-    run, settings = _start(model, config, device), _settings(config, loss_fn)
+    run, settings = _start(model, config, device), run_settings(config, loss_fn)
+    if initial is not None:
+        warm_start(run, initial, config.lr)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    start = _resume(run, checkpoint, settings, device) if resume and checkpoint and checkpoint.is_file() else 0
+    start = resume(run, checkpoint, settings, device) if resume and checkpoint and checkpoint.is_file() else 0
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
     label = description or settings["loss"]["name"]
     bar = tqdm(range(start, end), desc=label, disable=config.quiet, leave=False)
@@ -528,7 +455,7 @@ def train(
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_dice=f"{run.best_score:.3f}", best=run.best_epoch)
         if checkpoint is not None and (epoch == end - 1 or time.perf_counter() - written >= config.checkpoint_seconds):
             with clock.phase("checkpoint"):
-                _save_checkpoint(run, epoch, checkpoint, settings)
+                save_checkpoint(run, epoch, checkpoint, settings)
             written = time.perf_counter()
     bar.close()
     last_state = copy.deepcopy(run.model.state_dict())
@@ -536,7 +463,9 @@ def train(
     if finished and run.best_state is not None:
         run.model.load_state_dict(run.best_state)
     seconds = {k: v for k, v in clock.seconds.items() if not k.startswith("eval_")}  # "select" holds those
-    return TrainResult(run.history, run.best_epoch, run.best_score, run.model, last_state, finished, seconds)
+    optimizer_state = copy.deepcopy(run.optimizer.state_dict())
+    return TrainResult(run.history, run.best_epoch, run.best_score, run.model, last_state, finished, seconds,
+                       optimizer_state)  # fmt: skip
 
 
 @torch.inference_mode()

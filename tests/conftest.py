@@ -125,8 +125,16 @@ TINY = {
         model=ENetConfig(),
     ),
     "imbalance": Profile(
-        training=Training(epochs=2, batch_size=4, lr=3e-3, seeds=(0, 1), losses=("gdl", "gdl+bl", "gdl+bl@rebalance")),
-        data=LesionData(n_train=4, n_select=2, n_report=2, image_size=32, augment="flip", conditions=(10.0, 1.0)),
+        training=Training(
+            epochs=2,
+            batch_size=4,
+            lr=3e-3,
+            seeds=(0, 1),
+            losses=("gdl", "gdl+bl", "gdl+bl@rebalance"),
+            warm_start="gdl",
+            warm_epochs=1,
+        ),
+        data=LesionData(n_train=4, n_select=2, n_report=3, image_size=32, augment="flip", conditions=(10.0, 6.0)),
         model=UNetConfig(width=4, depth=2),
     ),
 }

@@ -134,9 +134,9 @@ def test_overwrite_removes_stale_figures(tiny_experiments):
 def test_a_study_runs_every_condition_and_pairs_the_schedules(tiny_experiments):
     out = tiny_experiments / "study"
     studies = experiments.run_study("imbalance", "fast", out, **QUIET)
-    assert sorted(studies) == [1.0, 10.0] and (out / "condition-10" / "results.json").is_file()
-    results = studies[1.0]
-    assert results["condition"] == 1.0 and results["data"]["kind"] == "synthetic"
+    assert sorted(studies) == [6.0, 10.0] and (out / "condition-10" / "results.json").is_file()
+    results = studies[6.0]
+    assert results["condition"] == 6.0 and results["data"]["kind"] == "synthetic"
     pairs = {(c["loss"], c["baseline"], c["metric"]) for c in results["comparisons"] if c["epoch"] == "selected"}
     assert ("gdl+bl@rebalance", "gdl", "hd95") in pairs and ("gdl+bl", "gdl", "dice") in pairs
     comparison = results["comparisons"][0]
@@ -267,3 +267,33 @@ def test_recipes_with_options_and_loss_modules_run_in_a_grid(tiny_experiments, c
         0.5 * history["train_ce"]
     )
     assert history["train_loss"] == pytest.approx(history["train_weighted_ce"])
+
+
+def test_the_arms_of_a_seed_continue_one_warm_start(tiny_experiments, monkeypatch):
+    out = tiny_experiments / "warm"
+    starts, real_train = [], experiments.train
+
+    def remember(*args, **kwargs):
+        starts.append(kwargs.get("initial"))
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "train", remember)
+    results = experiments.run_study("imbalance", "fast", out, **QUIET)[10.0]
+    assert [w["seed"] for w in results["warm_starts"]] == [0, 1] and results["warm_starts"][0]["settled"] >= 0
+    kept = torch.load(out / "condition-10" / "warm" / "seed0.pt", weights_only=True)
+    arms = starts[1:4]  # condition 10, seed 0: the warm start (no initial), then three arms from it
+    assert starts[0] is None and all(arm is not None for arm in arms)
+    for arm in arms:
+        assert all(torch.equal(arm["model"][k], kept["model"][k]) for k in kept["model"])
+    starts.clear()
+    again = experiments.run_study("imbalance", "fast", out, **QUIET)[10.0]  # everything kept: nothing trained
+    assert starts == [] and [r["metrics"] for r in again["runs"]] == [r["metrics"] for r in results["runs"]]
+
+
+def test_fewer_seeds_for_some_losses(tiny_experiments, monkeypatch):
+    task = tasks.TASKS["drive"]
+    profile = task.profiles["fast"].with_training(seeds=(0, 1), seeds_per_loss={"GDL+BL": 1})
+    monkeypatch.setitem(tasks.TASKS, "drive", task.with_profile("fast", profile))
+    results = run_experiment("drive", "fast", None, **QUIET)
+    assert sorted((r["loss"], r["seed"]) for r in results["runs"]) == [("gdl", 0), ("gdl", 1), ("gdl+bl", 0)]
+    assert results["comparisons"][0]["seeds"] == [0] and experiments.provenance(results).endswith("(1 for gdl+bl)")

@@ -5,9 +5,10 @@ from dataclasses import replace
 import pytest
 
 from bl_tutorial import tasks
+from bl_tutorial.combined import Progress
 from bl_tutorial.data import sources, synthetic
 from bl_tutorial.losses import CrossEntropyLoss
-from bl_tutorial.recipes import LossEntry
+from bl_tutorial.recipes import LossEntry, LossSpec
 from conftest import TINY
 
 
@@ -54,3 +55,25 @@ def test_a_task_takes_new_losses_and_profiles_by_declaration():
     assert smaller.profiles["tiny"].name == "tiny" and "tiny" not in task.profiles
     with pytest.raises(TypeError, match="must be a LossEntry"):
         tasks.DRIVE.with_losses(half=CrossEntropyLoss)
+
+
+@pytest.mark.parametrize("task", list(tasks.TASKS.values()), ids=lambda t: t.name)
+def test_every_rebalancing_schedule_reaches_the_regional_floor_before_the_end(task):
+    """The official trajectory within the run: the regional weight at its floor before the last epoch."""
+    for name, profile in task.profiles.items():
+        for loss in profile.training.losses:
+            spec = LossSpec.parse(loss, task.losses)
+            if spec.schedule != "rebalance":
+                continue
+            schedule = spec.build_schedule(profile.training.alpha)
+            epochs = profile.training.epochs
+            assert schedule.floor_fraction(epochs) is not None, (name, loss)
+            assert schedule.weights(Progress(epochs - 1, epochs))[0] == schedule.floor, (name, loss)
+
+
+def test_the_lesion_task_scores_a_threshold_baseline_and_warm_starts(small_cache):
+    smoke = tasks.IMBALANCE.profiles["smoke"]
+    data = tasks.IMBALANCE.load(smoke, None, smoke.conditions[0])
+    assert 0 <= data.baselines["dice"] <= 1 and "threshold" in data.baselines
+    assert data.train_set.spacings[0].tolist() == [256 / 32, 256 / 32]  # maps in pixels of 256-px slices
+    assert smoke.training.warm_start == "gdl" and smoke.training.warm_config().lr_schedule == "constant"

@@ -143,9 +143,9 @@ def test_checkpoints_are_written_after_the_last_epoch_and_at_most_once_per_inter
     train_set, val_set = tiny_drive
     spec = LossSpec.parse("gdl+bl")
     written = []
-    real_save = training._save_checkpoint
+    real_save = training.save_checkpoint
     monkeypatch.setattr(
-        training, "_save_checkpoint", lambda run, epoch, *a: written.append(epoch) or real_save(run, epoch, *a)
+        training, "save_checkpoint", lambda run, epoch, *a: written.append(epoch) or real_save(run, epoch, *a)
     )
     seed_everything(0)
     straight = train(UNet(3, 2, base=4, depth=2), train_set, val_set, spec, CONFIG, "cpu", tmp_path / "a.pt")

@@ -27,10 +27,12 @@ from bl_tutorial.viz.results import (
     drive_test_figure,
     drive_validation_figure,
     error_map,
+    fork_curves,
     plot_history,
     plot_seed_curves,
     results_table,
     study_figure,
+    study_table,
     summary_table,
 )
 
@@ -50,6 +52,8 @@ __all__ = [
     "comparison_table",
     "plot_seed_curves",
     "study_figure",
+    "fork_curves",
+    "study_table",
     "drive_validation_figure",
     "drive_test_figure",
     "cardiac_slices_figure",

@@ -79,14 +79,24 @@ def _contour(ax, image: np.ndarray, spacing, **style) -> None:
 
 
 def plot_signed_distance(
-    ax, phi: np.ndarray, mask: np.ndarray | None = None, title: str = "", colorbar=True, spacing=None
+    ax,
+    phi: np.ndarray,
+    mask: np.ndarray | None = None,
+    title: str = "",
+    colorbar=True,
+    spacing=None,
+    label: str | None = None,
+    limit: float | None = None,
 ):
     """Draw a signed distance map with a diverging colormap centred on 0 and the mask's contour.
 
     With ``spacing`` (row, column) in mm the map is drawn in millimetres, with its physical
-    aspect and axes labelled in mm; without it, in pixels and without axes.
+    aspect and axes labelled in mm; without it, in pixels and without axes. The colour bar
+    says what it shows and in which unit: ``label``, else "phi (mm)" or "phi (px)" after
+    ``spacing``. The colours span ``-limit`` to ``limit`` (default: the largest magnitude;
+    a smaller one saturates the extremes so that small values stay visible).
     """
-    limit = float(np.abs(phi).max()) or 1.0
+    limit = limit or float(np.abs(phi).max()) or 1.0
     where = _draw_in_mm(ax, phi.shape, spacing)
     image = ax.imshow(phi, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest", **where)
     if mask is not None:
@@ -94,8 +104,7 @@ def plot_signed_distance(
     ax.set_title(title)
     if colorbar:
         bar = ax.figure.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
-        if spacing is not None:
-            bar.set_label("mm")
+        bar.set_label(label or (r"$\phi$ (mm)" if spacing is not None else r"$\phi$ (px)"))
     return image
 
 

@@ -19,6 +19,8 @@ __all__ = [
     "comparison_table",
     "plot_seed_curves",
     "study_figure",
+    "fork_curves",
+    "study_table",
     "drive_validation_figure",
     "drive_test_figure",
     "cardiac_slices_figure",
@@ -87,13 +89,15 @@ def _mean_sd(stats: dict | None) -> str:
 
 
 def summary_table(results: dict, caption: str = "", metrics: Sequence[dict] | None = None) -> str:
-    """HTML table of a results file: per loss, each metric's mean &plusmn; standard deviation over
-    seeds, at the selected epoch and at the last one."""
+    """HTML table of a results file: per loss, its seeds and each metric's mean &plusmn; standard
+    deviation over seeds, at the selected epoch (chosen on the selection split) and at the last
+    epoch (named by its number)."""
     metrics = metrics if metrics is not None else results["metrics"]
+    last = results.get("profile", {}).get("training", {}).get("epochs")
     header = ["loss", "seeds"]
     for metric in metrics:
         unit = f" ({metric['unit']})" if metric.get("unit") else ""
-        header += [f"{metric['label']}{unit}, selected epoch", "last epoch"]
+        header += [f"{metric['label']}{unit}, selected epoch", "last epoch" + (f" ({last})" if last else "")]
     rows = []
     for loss, entry in results["summary"].items():
         row = [loss, entry["n_seeds"]]
@@ -150,41 +154,110 @@ def plot_seed_curves(results: dict, key: str, ax=None, title: str = "", losses: 
     return ax
 
 
+def _clipped(means: np.ndarray, halves: np.ndarray, metric: dict) -> list[np.ndarray]:
+    """Error-bar lengths below and above ``means``, an interval drawn past a bound of the metric clipped to it."""
+    low, high = metric.get("lower"), metric.get("upper")
+    below = halves if low is None else np.minimum(halves, means - low)
+    above = halves if high is None else np.minimum(halves, high - means)
+    return [np.maximum(below, 0), np.maximum(above, 0)]
+
+
+def _mean_and_half(values: Sequence[float]) -> tuple[float, float]:
+    from scipy import stats
+
+    if len(values) < 2:
+        return float(np.mean(values)), 0.0
+    return float(np.mean(values)), float(
+        stats.t.ppf(0.975, len(values) - 1) * np.std(values, ddof=1) / np.sqrt(len(values))
+    )
+
+
+def _scores(results: dict, loss: str, key: str) -> list[float]:
+    return [r["metrics"][key] for r in results["runs"] if r["loss"] == loss and r["status"] == "finished"]
+
+
 def study_figure(studies: dict, metrics: Sequence[dict], markers: dict[str, float] | None = None):
     """A study's metrics against its condition (a foreground share in %), one line per loss,
     the mean over seeds with a 95 % t-interval (clipped at the metric's ``lower`` and ``upper``
-    bounds: a Dice interval never drawn below 0 or above 1); ``markers`` draws named shares as
-    vertical lines."""
+    bounds: a Dice interval is never drawn below 0 or above 1). ``markers`` names shares of
+    other structures, marked on the top axis (labels there cannot cover the data)."""
     import matplotlib.pyplot as plt
-    from scipy import stats
 
     conditions = sorted(studies)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 3.8))
-    for ax, metric in zip(np.atleast_1d(axes), metrics):
-        for loss in studies[conditions[0]]["summary"]:
-            means, halves = [], []
-            for condition in conditions:
-                values = [r["metrics"][metric["key"]] for r in studies[condition]["runs"]
-                          if r["loss"] == loss and r["status"] == "finished"]  # fmt: skip
-                means.append(np.mean(values))
-                spread = np.std(values, ddof=1) / np.sqrt(len(values)) if len(values) > 1 else 0.0
-                halves.append(stats.t.ppf(0.975, max(len(values) - 1, 1)) * spread)
-            means, halves = np.array(means), np.array(halves)
-            low, high = metric.get("lower"), metric.get("upper")  # an interval drawn past a bound is clipped to it
-            below = means - (halves if low is None else np.minimum(halves, means - low))
-            above = (means + halves) if high is None else np.minimum(means + halves, high)
-            ax.errorbar(conditions, means, yerr=[means - below, above - means], marker="o", capsize=3, label=loss)
-        for name, share in (markers or {}).items():
-            ax.axvline(share, color="gray", linestyle=":", linewidth=1)
-            ax.text(share, 0.02, name, rotation=90, transform=ax.get_xaxis_transform(), fontsize=8, color="gray")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        losses = list(studies[conditions[0]]["summary"])
+        for index, loss in enumerate(losses):
+            pairs = [_mean_and_half(_scores(studies[c], loss, metric["key"])) for c in conditions]
+            means, halves = np.array([m for m, _ in pairs]), np.array([h for _, h in pairs])
+            shifted = np.array(conditions) * 1.06 ** (index - (len(losses) - 1) / 2)  # side by side, not on top
+            ax.errorbar(shifted, means, yerr=_clipped(means, halves, metric), marker="o", capsize=3, label=loss)
         ax.set_xscale("log")
-        ax.set_xlabel("foreground, % of the image")
+        ax.set_xlabel("lesions, % of the image")
         unit = f" ({metric['unit']})" if metric.get("unit") else ""
-        ax.set_title(metric["label"] + unit)
+        ax.set_ylabel(metric["label"] + unit)
         ax.grid(alpha=0.3)
-    np.atleast_1d(axes)[0].legend(fontsize=8)
+        if markers:
+            for share in markers.values():
+                ax.axvline(share, color="gray", linestyle=":", linewidth=1)
+            top = ax.secondary_xaxis("top")
+            top.set_xticks(list(markers.values()), list(markers), rotation=60, fontsize=7, color="gray", ha="left")
+    axes[0, 0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def fork_curves(results: dict, ax=None, key: str = "val_foreground_dice", title: str = ""):
+    """A warm-started experiment over its epochs: the warm start (mean over seeds, range shaded),
+    then each loss continuing from it (mean over seeds)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.6))
+    warm = np.array([[h[key] for h in w["history"]] for w in results.get("warm_starts", []) if "history" in w])
+    offset = warm.shape[1] if warm.size else 0
+    if warm.size:
+        epochs = np.arange(1, offset + 1)
+        (line,) = ax.plot(epochs, warm.mean(0), color="black", label=f"warm start ({len(warm)} seeds)")
+        ax.fill_between(epochs, warm.min(0), warm.max(0), color=line.get_color(), alpha=0.12)
+        ax.axvline(offset + 0.5, color="gray", linestyle=":", linewidth=1)
+    by_loss: dict[str, list] = {}
+    for run in results["runs"]:
+        if run["status"] == "finished":
+            by_loss.setdefault(run["loss"], []).append([h[key] for h in run["history"]])
+    for loss, curves in by_loss.items():
+        curves = np.array(curves)
+        ax.plot(offset + 1 + np.arange(curves.shape[1]), curves.mean(0), label=loss)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("selection Dice")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def study_table(studies: dict, caption: str = "", epoch: str = "selected", movement: float | dict = 0.0) -> str:
+    """HTML table of a study's paired differences, condition by condition, with their verdicts
+    (:func:`~bl_tutorial.evaluation.verdict`) and the smallest difference each could detect.
+    ``movement``: how much a difference moves between builds (one number, or one per metric key)."""
+    from bl_tutorial.evaluation import Metric, verdict
+
+    rows = []
+    for condition in sorted(studies):
+        results = studies[condition]
+        metrics = {m["key"]: Metric.coerce(m) for m in results["metrics"]}
+        for c in results["comparisons"]:
+            if c["epoch"] != epoch:
+                continue
+            metric = metrics[c["metric"]]
+            moved = movement.get(c["metric"], 0.0) if isinstance(movement, dict) else movement
+            found = verdict(c, metric, moved)
+            interval = "n/a" if c["interval"] is None else f"{c['interval'][0]:+.3f} to {c['interval'][1]:+.3f}"
+            detectable = "" if found.detectable is None else f"{found.detectable:.3f}"
+            unit = f" ({metric.unit})" if metric.unit else ""
+            rows.append([f"{condition:g} %", f"{c['loss']} &minus; {c['baseline']}", f"{metric.label}{unit}",
+                         f"{c['mean']:+.3f}", interval, detectable, found.label])  # fmt: skip
+    header = ["lesions", "pair", "metric", "mean difference", "95 % interval", "detectable", "verdict"]
+    return results_table(rows, header, caption)
 
 
 # --------------------------------------------------------------------------- prediction figures
@@ -218,18 +291,33 @@ def drive_test_figure(test, vessel_probability: np.ndarray, loss: str):
     return fig
 
 
-def cardiac_slices_figure(images: np.ndarray, truths: np.ndarray, preds: np.ndarray, title: str):
-    """Input / truth / prediction / difference for a few slices (the report's Figure 3)."""
+def cardiac_slices_figure(
+    images: np.ndarray,
+    truths: np.ndarray,
+    preds: np.ndarray,
+    title: str,
+    class_names: Sequence[str] = ("background", "RV", "MYO", "LV"),
+):
+    """Input / truth / prediction / difference for a few slices (the report's Figure 3), with a
+    legend of the class colours (white in the difference: a pixel whose class is wrong)."""
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
 
-    fig = Figure(figsize=(8, 2 * len(images)))
+    colours = colormaps["viridis"].resampled(len(class_names))
+    fig = Figure(figsize=(8, 2 * len(images) + 0.6))
     axes = fig.subplots(len(images), 4, squeeze=False)
+    top = len(class_names) - 1
     for row, (image, truth, pred) in enumerate(zip(images, truths, preds)):
-        panels = [(image, "gray", None), (truth, "viridis", 3), (pred, "viridis", 3), (pred != truth, "gray", None)]
+        panels = [(image, "gray", None), (truth, colours, top), (pred, colours, top), (pred != truth, "gray", 1)]
         for col, (panel, cmap, vmax) in enumerate(panels):
-            axes[row, col].imshow(panel, cmap=cmap, vmin=0 if col else None, vmax=vmax)
+            axes[row, col].imshow(panel, cmap=cmap, vmin=0 if col else None, vmax=vmax, interpolation="nearest")
             axes[row, col].axis("off")
             if row == 0:
                 axes[row, col].set_title(["input", "truth", "prediction", "difference"][col])
+    legend = [Patch(color=colours(k), label=name) for k, name in enumerate(class_names)]
+    legend.append(Patch(facecolor="white", edgecolor="black", label="wrong class (difference)"))
+    fig.legend(handles=legend, loc="lower center", ncol=len(legend), fontsize=8, frameon=False)
     fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return fig
