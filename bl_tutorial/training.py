@@ -182,7 +182,7 @@ def _start(model: nn.Module, config: TrainConfig, device: torch.device) -> RunSt
     if precision.channels_last:  # the layout of each convolution weight follows its rank (2D or 3D)
         for weight in model.parameters():
             if weight.ndim in (4, 5):
-                weight.data = weight.data.contiguous(memory_format=memory_format(weight.ndim))
+                weight.data = weight.data.to(memory_format=memory_format(weight.ndim))  # as Module.to does
     optimizer = torch.optim.Adam(  # foreach: one kernel per step for all parameters (same values, 2-3x faster)
         model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay, foreach=True
     )

@@ -112,6 +112,21 @@ def zip_tree(tree: Path, archive: Path, skip: str | None = None) -> Path:
     return archive
 
 
+def missing(reason: str):
+    """A test needs what is missing (a built book, Chromium): it fails under BL_TUTORIAL_REQUIRE_BOOK (CI),
+    and is skipped otherwise."""
+    if os.environ.get("BL_TUTORIAL_REQUIRE_BOOK"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def built(folder: Path) -> Path:
+    """A folder the book build writes, or :func:`missing` when the book has not been built."""
+    if not folder.is_dir():
+        missing(f"{folder} is missing: build the book first (jupyter-book build .); .ci/run builds it first")
+    return folder
+
+
 # ----------------------------------------------------------------- tiny experiments
 TINY = {
     "drive": Profile(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import bl_tutorial
+from conftest import built
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -81,11 +82,7 @@ HTML_DIR = Path(os.environ.get("BL_TUTORIAL_BOOK_HTML", ROOT / "_build" / "html"
 
 @pytest.fixture(scope="module")
 def html():
-    if not HTML_DIR.is_dir():
-        if os.environ.get("BL_TUTORIAL_REQUIRE_BOOK"):
-            pytest.fail(f"{HTML_DIR} is missing: build the book first (jupyter-book build .)")
-        pytest.skip("the book has not been built (jupyter-book build .); .ci/run builds it before this test")
-    return HTML_DIR
+    return built(HTML_DIR)
 
 
 def test_book_has_every_chapter(html):

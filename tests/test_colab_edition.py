@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import bl_tutorial
+from conftest import built as built_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -231,11 +232,7 @@ def test_every_notebook_has_the_standard_setup_cell(notebook):
 # ----------------------------------------------------------------- the built edition
 @pytest.fixture(scope="module")
 def built():
-    if not EDITION.is_dir():
-        if os.environ.get("BL_TUTORIAL_REQUIRE_BOOK"):
-            pytest.fail(f"{EDITION} is missing: build the book first (jupyter-book build .)")
-        pytest.skip("the book has not been built (jupyter-book build .); .ci/run builds it before this test")
-    return EDITION
+    return built_folder(EDITION)
 
 
 def test_the_edition_holds_every_built_chapter_in_plain_commonmark(built):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import missing
+
 ROOT = Path(__file__).resolve().parents[1]
 HTML_DIR = Path(os.environ.get("BL_TUTORIAL_BOOK_HTML", ROOT / "_build" / "html"))
 
@@ -29,20 +31,14 @@ def _load_tool():
 check_pages = _load_tool()
 
 
-def _missing(reason: str):
-    if os.environ.get("BL_TUTORIAL_REQUIRE_BOOK"):
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def chromium():
     """The Chromium binary, once Playwright is known to be importable."""
     binary = os.environ.get("CHROMIUM", check_pages.DEFAULT_CHROMIUM)
     if not Path(binary).is_file():
-        _missing(f"no Chromium at {binary} (apt-get install -y chromium, or set CHROMIUM)")
+        missing(f"no Chromium at {binary} (apt-get install -y chromium, or set CHROMIUM)")
     if importlib.util.find_spec("playwright") is None:
-        _missing("playwright is not installed (pip install playwright)")
+        missing("playwright is not installed (pip install playwright)")
     return binary
 
 
@@ -118,7 +114,7 @@ def test_the_book_styles_are_registered():
 @pytest.fixture(scope="module")
 def html():
     if not (HTML_DIR / "index.html").is_file():
-        _missing(f"{HTML_DIR} holds no built book: build it first (jupyter-book build .)")
+        missing(f"{HTML_DIR} holds no built book: build it first (jupyter-book build .)")
     return HTML_DIR
 
 

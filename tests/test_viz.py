@@ -7,7 +7,19 @@ import re
 import numpy as np
 import pytest
 
-from bl_tutorial.viz import distance_map_animation, error_map, explorer_state, glue, maps, results_table
+from bl_tutorial.viz import (
+    comparison_table,
+    distance_map_animation,
+    error_map,
+    explorer_state,
+    fork_curves,
+    glue,
+    maps,
+    results_table,
+    study_figure,
+    study_table,
+    summary_table,
+)
 
 
 def test_explorer_refuses_bad_controls_with_a_reason():
@@ -227,3 +239,59 @@ def test_error_map_colours_and_table():
 
 def test_glue_works_inside_and_outside_the_book():
     assert glue("unused", 1.0) is None
+
+
+# ----------------------------------------------------------------- tables and figures of results
+def _results(condition=None):
+    from bl_tutorial.evaluation import Comparison, Metric, metric_dicts, summarize
+
+    metrics = [Metric("dice", "Dice", resolution=0.04, upper=1.0), Metric("hd95", "HD95", "px", False, 2.0)]
+    runs = []
+    for seed, (a, b) in enumerate([(0.70, 0.74), (0.72, 0.76), (0.71, 0.75)]):
+        for loss, dice in (("gdl", a), ("gdl+bl", b)):
+            history = [{"epoch": e, "val_foreground_dice": dice - 0.1 / (e + 1)} for e in range(4)]
+            runs.append({"loss": loss, "seed": seed, "status": "finished", "best_epoch": 3, "history": history,
+                         "metrics": {"dice": dice, "hd95": 5.0 - dice}, "metrics_last": {"dice": dice - 0.01,
+                         "hd95": 5.0}})  # fmt: skip
+    results = {"runs": runs, "metrics": metric_dicts(metrics), "condition": condition, "seeds": [0, 1, 2],
+               "profile": {"training": {"epochs": 4}}, "warm_starts": [{"history": runs[0]["history"]}]}  # fmt: skip
+    results.update(summarize(runs, metrics, [Comparison("gdl+bl", "gdl")]))
+    return results
+
+
+def test_summary_and_comparison_tables_show_spread_verdicts_and_the_last_epoch():
+    results = _results()
+    summary = summary_table(results, "caption")
+    assert "<caption>caption</caption>" in summary and "last epoch (4)" in summary
+    assert "0.750 &plusmn; 0.010" in summary  # gdl+bl over three seeds, mean and sd
+    comparison = comparison_table(results)
+    assert "gdl+bl &minus; gdl" in comparison and "better" in comparison and "detectable" in comparison
+    assert comparison.count("<tr>") == 1 + 4  # header, two metrics at two epochs
+
+
+def test_study_figure_clips_intervals_at_the_bounds_and_marks_shares_on_top():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    studies = {10.0: _results(10.0), 1.0: _results(1.0)}
+    for results in studies.values():
+        for run in results["runs"]:
+            run["metrics"]["dice"] = 0.98 if run["seed"] != 1 else 1.0  # an interval that would pass 1
+    figure = study_figure(studies, studies[10.0]["metrics"], {"DRIVE vessels": 12.0})
+    dice_axes = figure.axes[0]
+    tops = [segment[1][1] for collection in dice_axes.collections for segment in collection.get_segments()]
+    assert tops and max(tops) <= 1.0 + 1e-9
+    top = dice_axes.child_axes[0]  # the shares of other structures, on the top axis
+    assert [t.get_text() for t in top.get_xticklabels()] == ["DRIVE vessels"]
+    table = study_table(studies, "study")
+    assert table.count("<tr>") == 1 + 2 * 2 and "10 %" in table and "1 %" in table
+
+
+def test_fork_curves_draw_the_warm_start_then_each_loss():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ax = fork_curves(_results())
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels[0].startswith("warm start") and {"gdl", "gdl+bl"} <= set(labels)
+    assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "selection Dice"
