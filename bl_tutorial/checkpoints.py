@@ -10,6 +10,7 @@ and optimiser state to another run.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -107,12 +108,17 @@ def save_checkpoint(run: RunState, epoch: int, path: Path, settings: dict) -> No
 
 
 def warm_start(run: RunState, initial: dict, lr: float) -> None:
-    """Start from a warm start's weights and optimiser state, at this run's learning rate."""
+    """Start from a warm start's weights and optimiser state, at this run's learning rate.
+
+    The optimiser's state is copied: ``load_state_dict`` keeps the tensors it is given and
+    the steps update them in place, so without the copy a warm start shared by several runs
+    would reach each run as the previous one left it.
+    """
     if not isinstance(initial, dict) or "model" not in initial:
         kind = type(initial).__name__
         raise TypeError(f"initial must be a dict with 'model' (and 'optimizer') state dicts, got {kind}")
     run.model.load_state_dict(initial["model"])
     if initial.get("optimizer"):
-        run.optimizer.load_state_dict(initial["optimizer"])
+        run.optimizer.load_state_dict(copy.deepcopy(initial["optimizer"]))
         for group in run.optimizer.param_groups:
             group["lr"] = lr

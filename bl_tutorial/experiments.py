@@ -19,11 +19,13 @@ The profile is an argument, else ``$BL_TUTORIAL_PROFILE``, else ``full`` on a GP
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime as _dt
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -34,11 +36,11 @@ import torch
 from torch import nn
 
 from bl_tutorial import __version__
-from bl_tutorial._bookkeeping import Clock
 from bl_tutorial._validation import check_choice, check_int
 from bl_tutorial.combined import SCHEDULES
-from bl_tutorial.device import device_banner, get_device, resolve_device, seed_everything
-from bl_tutorial.evaluation import Comparison, metric_dicts, settled, summarize
+from bl_tutorial.device import device_banner, get_device, resolve_device
+from bl_tutorial.evaluation import Comparison, metric_dicts, summarize
+from bl_tutorial.grid import picklable, run_grid, run_line
 from bl_tutorial.models import count_parameters
 from bl_tutorial.recipes import LossSpec, loss_identity
 from bl_tutorial.store import (
@@ -52,9 +54,9 @@ from bl_tutorial.store import (
     saved_arrays,
 )
 from bl_tutorial.tasks import TASKS, Profile, Task, TaskData, get_task
-from bl_tutorial.training import train
 
 PROFILE_ENV = "BL_TUTORIAL_PROFILE"
+WORKERS_ENV = "BL_TUTORIAL_WORKERS"
 PROFILE_NAMES = ("smoke", "fast", "full")
 Figures = Literal["first seed", "every run", "none"]
 FIGURES = ("first seed", "every run", "none")
@@ -248,70 +250,6 @@ def _header(plan: Plan, data: TaskData, device: torch.device, condition) -> dict
     }
 
 
-def _warm_start(plan: Plan, data: TaskData, seed: int, device, store: RunStore, quiet: bool) -> tuple[dict, dict]:
-    """The warm start of ``seed`` (its record and final state), trained once and kept."""
-    record, state = store.warm(seed)
-    if record is not None:
-        return record, state
-    training = plan.profile.training
-    seed_everything(seed)
-    model, began = plan.task.build_model(plan.profile), time.perf_counter()
-    loss_fn = plan.build_loss(LossSpec.parse(training.warm_start, plan.task.losses))
-    record = {"seed": seed, "loss": training.warm_start, "spec": loss_identity(loss_fn)}
-    try:
-        result = train(
-            model, data.train_set, data.select_set, loss_fn, training.warm_config(seed=seed, quiet=quiet), device,
-            checkpoint=store.warm_checkpoint(seed), resume=True, description=f"warm start seed {seed}",
-        )  # fmt: skip
-    except FloatingPointError as error:
-        return {**record, "status": "failed", "reason": str(error)}, {}
-    state = {"model": result.last_state, "optimizer": result.optimizer_state}
-    record.update(status="finished", history=result.history, time_s=time.perf_counter() - began,
-                  seconds=result.seconds, settled=settled(result.history))  # fmt: skip
-    store.keep_warm(seed, record, state)
-    return record, state
-
-
-def _run_one(plan: Plan, data: TaskData, loss: str, seed: int, device, store: RunStore, figures: bool, quiet: bool,
-             initial: dict | None = None):  # fmt: skip
-    """Train one loss with one seed (from ``initial``, a warm start, if given; resuming its checkpoint
-    if any), score it, draw it."""
-    seed_everything(seed)
-    model = plan.task.build_model(plan.profile)
-    config = plan.profile.training.config(seed=seed, quiet=quiet)
-    began = time.perf_counter()
-    loss_fn = plan.build_loss(loss)
-    record = {"loss": loss, "seed": seed, "spec": loss_identity(loss_fn)}
-    try:
-        result = train(
-            model, data.train_set, data.select_set, loss_fn, config, device,
-            checkpoint=store.checkpoint(loss, seed), resume=True, description=f"{loss} seed {seed}", initial=initial,
-        )  # fmt: skip
-    except FloatingPointError as error:
-        return {**record, "status": "failed", "reason": str(error), "time_s": time.perf_counter() - began}
-    clock = Clock(device)
-    clock.seconds.update(train=time.perf_counter() - began, **result.seconds)
-    with clock.phase("evaluate"):
-        metrics = plan.task.evaluate(result.model, data)  # at the epoch chosen on the selection split
-    with clock.phase("figures"):
-        if figures and store.folder is not None and plan.task.save_figures is not None:
-            plan.task.save_figures(result.model, data, loss, seed, store.folder)
-    with clock.phase("evaluate"):
-        result.model.load_state_dict(result.last_state)
-        metrics_last = plan.task.evaluate(result.model, data)
-    return {
-        **record,
-        "status": "finished",
-        "best_epoch": result.best_epoch,
-        "selection_score": result.best_score,
-        "metrics": metrics,
-        "metrics_last": metrics_last,
-        "time_s": time.perf_counter() - began,
-        "seconds": clock.seconds,
-        "history": result.history,
-    }
-
-
 def run_experiment(
     task: Task | str,
     profile: str | None = None,
@@ -328,6 +266,7 @@ def run_experiment(
     quiet: bool = False,
     device: str | None = None,
     figures: Figures | bool = "first seed",
+    workers: int | str | None = None,
     log=print,
 ) -> dict:
     """Run a task's grid of losses x seeds; return (and, with ``out``, keep) its results.
@@ -344,6 +283,11 @@ def run_experiment(
     ``figures``: which runs draw their figures and save the probabilities behind them
     (``"first seed"``: each loss once, what the chapters show; ``"every run"`` or True;
     ``"none"`` or False); about 2 s a run on a CPU.
+
+    ``workers``: how many runs train at once, each in a process of its own with an equal
+    share of the threads (:mod:`bl_tutorial.grid`); ``"auto"`` (the default, or
+    ``$BL_TUTORIAL_WORKERS``): two on a CPU with two cores or more, one on a GPU. A run's
+    numbers depend on its number of threads, which the results record.
     """
     if figures not in (True, False, *FIGURES):
         raise ValueError(f"figures must be one of {list(FIGURES)} (or True / False), got {figures!r}")
@@ -352,13 +296,40 @@ def run_experiment(
     if (conditions is None) != (condition is None) or (conditions and condition not in conditions):
         raise ValueError(f"condition must be one of {conditions} for task {plan.task.name!r}, got {condition!r}")
     device = resolve_device(device)
+    workers, threads = resolve_workers(workers, device, plan)
     RunStore.check_folder(out)  # before any data is read
     loading = time.perf_counter()
     data = plan.task.load(plan.profile, data_root, condition)
     loading = time.perf_counter() - loading
-    signature = _signature(plan, data, device, condition)
-    store = RunStore.open(out, signature, overwrite)
-    results = {**_header(plan, data, device, condition), "signature": signature, "load_seconds": loading, "runs": []}
+    signature = {**_signature(plan, data, device, condition), "threads_per_run": threads}
+    with contextlib.ExitStack() as scratch:
+        if out is None and workers > 1:  # the workers share their warm starts and records through a folder
+            out, overwrite = scratch.enter_context(tempfile.TemporaryDirectory()), True
+        return _run_grid(plan, data, signature, RunStore.open(out, signature, overwrite), device, condition,
+                         loading, quiet, figures, workers, threads, data_root, log)  # fmt: skip
+
+
+def resolve_workers(workers, device: torch.device, plan: Plan) -> tuple[int, int]:
+    """(runs at once, threads per run) for ``workers`` (a number, "auto" or None: ``$BL_TUTORIAL_WORKERS``,
+    else "auto": two on a CPU with two cores or more, else one)."""
+    chosen = workers if workers is not None else os.environ.get(WORKERS_ENV) or "auto"
+    if chosen == "auto":
+        chosen = 2 if device.type == "cpu" and (os.cpu_count() or 1) >= 2 else 1
+    try:
+        chosen = int(chosen)
+    except (TypeError, ValueError):
+        raise ValueError(f"workers must be a number of processes or 'auto', got {workers!r}") from None
+    chosen = check_int(chosen, "workers", minimum=1)
+    if chosen > 1 and (device.type != "cpu" or not picklable(plan)):
+        chosen = 1  # one GPU trains one run at a time; a task defined in a notebook stays in its process
+    return chosen, max(1, torch.get_num_threads() // chosen)
+
+
+def _run_grid(plan, data, signature, store, device, condition, loading, quiet, figures, workers, threads, data_root,
+              log) -> dict:  # fmt: skip
+    """The body of :func:`run_experiment`, once the data are loaded and the folder is open."""
+    results = {**_header(plan, data, device, condition), "signature": signature, "load_seconds": loading, "runs": [],
+               "execution": {"runs_at_once": workers, "threads_per_run": threads}}  # fmt: skip
     t = plan.profile.training
     log(f"{results['device']}\n{data.source.describe()}")
     log(
@@ -367,25 +338,28 @@ def run_experiment(
         f"parameters; {len(data.train_set)} training and {len(data.select_set)} selection items; "
         f"losses {list(plan.losses)}"
     )
-    results["warm_starts"] = []
-    for seed in t.seeds:
-        warm, state = _warm_start(plan, data, seed, device, store, quiet) if t.warm_start else (None, None)
-        if warm is not None:
-            results["warm_starts"].append(warm)
-        for loss in plan.losses:
-            if t.seeds.index(seed) >= t.seeds_per_loss.get(loss, len(t.seeds)):
-                continue  # this loss runs on fewer seeds
-            run = store.finished(loss, seed)
-            if run is None and warm is not None and warm["status"] == "failed":
-                run = {"loss": loss, "seed": seed, "status": "failed", "reason": f"warm start: {warm['reason']}"}
-            if run is None:
-                draw = figures in (True, "every run") or (figures == "first seed" and seed == t.seeds[0])
-                run = _run_one(plan, data, loss, seed, device, store, draw, quiet, initial=state)
-                store.record(run)
-            results["runs"].append(run)
-            log(_run_line(run))
-            results.update(summarize(results["runs"], plan.task.metrics, plan.comparisons))
-            store.write(results)
+    grid = [(loss, seed) for seed in t.seeds for loss in plan.losses
+            if t.seeds.index(seed) < t.seeds_per_loss.get(loss, len(t.seeds))]  # fmt: skip
+    kept = {key: run for key in grid if (run := store.finished(*key)) is not None}
+    draw = {key: figures in (True, "every run") or (figures == "first seed" and key[1] == t.seeds[0]) for key in grid}
+    jobs = [(loss, seed, draw[(loss, seed)]) for loss, seed in grid if (loss, seed) not in kept]
+
+    def done(run: dict) -> None:
+        kept[(run["loss"], run["seed"])] = run
+        log(run_line(run))
+        results["runs"] = [kept[key] for key in grid if key in kept]
+        results.update(summarize(results["runs"], plan.task.metrics, plan.comparisons))
+        store.write(results)
+
+    for run in list(kept.values()):
+        done(run)
+    warm, _ = run_grid(plan, data, jobs, device, store, quiet=quiet, workers=workers, threads=threads,
+                       data_root=data_root, condition=condition, done=done)  # fmt: skip
+    warm.update({seed: record for seed in t.seeds if (record := store.warm(seed)[0]) is not None})
+    results["warm_starts"] = [warm[seed] for seed in sorted(warm)]
+    results["runs"] = [kept[key] for key in grid]
+    results.update(summarize(results["runs"], plan.task.metrics, plan.comparisons))
+    store.write(results)
     return results
 
 
@@ -403,13 +377,6 @@ def run_study(task: Task | str, profile: str | None = None, out: Path | str | No
         folder = None if out is None else Path(out) / f"condition-{condition:g}"
         studies[condition] = run_experiment(task, plan.profile_name, folder, condition=condition, **options)
     return studies
-
-
-def _run_line(run: dict) -> str:
-    head = f"  {run['loss']:8s} seed {run['seed']}: "
-    if run["status"] == "failed":
-        return head + f"FAILED ({run['reason']})"
-    return head + f"best epoch {run['best_epoch']}, Dice {run['metrics']['dice']:.3f} ({run['time_s']:.0f} s)"
 
 
 def _print_verdicts(results: dict, condition=None) -> None:
@@ -441,6 +408,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true", help="start over in --out (removes its runs)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--figures", choices=FIGURES, default="first seed", help="which runs draw their figures")
+    parser.add_argument("--workers", default=None, help=f"runs at once (default ${WORKERS_ENV} or auto: 2 on a CPU)")
     return parser
 
 
@@ -485,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out if args.out is not None else Path("runs") / f"{args.task}-{plan.profile_name}"
         common = {"data_root": args.data_root, "overwrite": args.overwrite, "quiet": args.quiet, "device": args.device}
         common["figures"] = args.figures
+        common["workers"] = args.workers
         if plan.profile.conditions is None:
             studies = {None: run_experiment(args.task, plan.profile_name, out, **common, **options)}
         else:

@@ -64,6 +64,8 @@ __all__ = [
     "assd",
     "per_class",
     "batch_dice",
+    "dice_counts",
+    "pooled_dice",
     "class_labels",
 ]
 
@@ -354,17 +356,14 @@ def per_class(
     return np.array([metric(pred == k, target == k, **kwargs) for k in chosen], dtype=float)
 
 
-def batch_dice(pred_labels, target_labels, num_classes: int, roi=None):
-    """Dice per image and class of label tensors, on their device: a ``(B, K)`` tensor.
+def dice_counts(pred_labels, target_labels, num_classes: int, roi=None):
+    """Per image and class, the overlap ``|P and T|`` and the total ``|P| + |T|``: two ``(B, K)`` tensors.
 
-    For learning curves during training, without moving predictions to the CPU.
-    ``pred_labels`` and ``target_labels`` are integer tensors ``(B, *spatial)``;
-    ``roi`` an optional boolean tensor of the same shape. A class absent from both the
-    prediction and the truth of an image scores 1, as in :func:`dice_score`.
+    The counts behind :func:`batch_dice` (and :func:`pooled_dice`), on the tensors' device.
 
     >>> import torch
-    >>> batch_dice(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 0]]), 2)
-    tensor([[0.6667, 0.6667]])
+    >>> dice_counts(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 0]]), 2)
+    (tensor([[1., 1.]]), tensor([[3., 3.]]))
     """
     import torch
 
@@ -387,9 +386,41 @@ def batch_dice(pred_labels, target_labels, num_classes: int, roi=None):
     if roi is not None:
         inside = roi.unsqueeze(1).flatten(2).bool()
         pred, target = pred & inside, target & inside
-    overlap = (pred & target).sum(-1).float()
-    total = pred.sum(-1).float() + target.sum(-1).float()
+    return (pred & target).sum(-1).float(), pred.sum(-1).float() + target.sum(-1).float()
+
+
+def batch_dice(pred_labels, target_labels, num_classes: int, roi=None):
+    """Dice per image and class of label tensors, on their device: a ``(B, K)`` tensor.
+
+    For learning curves during training, without moving predictions to the CPU.
+    ``pred_labels`` and ``target_labels`` are integer tensors ``(B, *spatial)``;
+    ``roi`` an optional boolean tensor of the same shape. A class absent from both the
+    prediction and the truth of an image scores 1, as in :func:`dice_score`.
+
+    >>> import torch
+    >>> batch_dice(torch.tensor([[0, 1, 1]]), torch.tensor([[0, 1, 0]]), 2)
+    tensor([[0.6667, 0.6667]])
+    """
+    import torch
+
+    overlap, total = dice_counts(pred_labels, target_labels, num_classes, roi)
     return torch.where(total > 0, 2 * overlap / total.clamp(min=1), torch.ones_like(total))
+
+
+def pooled_dice(overlap, total):
+    """The Dice of voxels pooled over many images, per class, from the summed ``overlap`` (|P and T|)
+    and ``total`` (|P| + |T|) of each class: ``2 overlap / total`` (1 where a class is nowhere).
+
+    Unlike the mean of per-image Dice, an image where the truth is empty does not swing the
+    score between 0 and 1: its false positives count like any other.
+
+    >>> import torch
+    >>> pooled_dice(torch.tensor([0.0, 30.0]), torch.tensor([0.0, 80.0]))
+    tensor([1.0000, 0.7500])
+    """
+    import torch
+
+    return torch.where(total > 0, 2 * overlap / total.clamp(min=1e-12), torch.ones_like(total))
 
 
 def class_labels(scores):

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from torch import nn
 from torch.utils.data import Dataset
@@ -122,6 +122,8 @@ class Training:
     of the grid then continues from its final weights and optimiser state for ``epochs`` epochs (the
     same warm start for every loss of a seed), as the official author advises for the boundary term."""
     warm_epochs: int = 0
+    select_on: Literal["mean", "pooled"] = "mean"
+    """How the selection split's Dice is computed (:class:`~bl_tutorial.training.TrainConfig`)."""
 
     def __post_init__(self):
         if self.batch_warp is not None:
@@ -141,7 +143,7 @@ class Training:
         """The :class:`~bl_tutorial.training.TrainConfig` of these settings (``options``: seed, quiet, ...)."""
         warp = None if self.batch_warp is None else BATCH_WARPS[self.batch_warp]
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
-                           val_hd95=self.val_hd95, batch_warp=warp, **options)  # fmt: skip
+                           val_hd95=self.val_hd95, select_on=self.select_on, batch_warp=warp, **options)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -529,18 +531,18 @@ _IMBALANCE_LOSSES = ("gdl", "gdl+bl@rebalance", "gdl+0.01*bl")
 _IMBALANCE_PROFILES = _profiles(
     smoke=Profile(
         training=Training(epochs=2, batch_size=8, lr=1e-3, seeds=(0, 1), losses=_IMBALANCE_LOSSES, warm_start="gdl",
-                          warm_epochs=2),
+                          warm_epochs=2, select_on="pooled"),
         data=LesionData(n_train=8, n_select=4, n_report=4, image_size=32, augment="flip", conditions=(10.0, 6.0)),
         model=UNetConfig(width=4, depth=3)),
     fast=Profile(
-        training=Training(epochs=12, batch_size=16, lr=1e-3, seeds=tuple(range(8)), losses=_IMBALANCE_LOSSES,
-                          warm_start="gdl", warm_epochs=24),
-        data=LesionData(n_train=48, n_select=24, n_report=48, image_size=96, conditions=(10.0, 3.0, 1.0)),
+        training=Training(epochs=7, batch_size=8, lr=3e-3, seeds=tuple(range(5)), losses=_IMBALANCE_LOSSES,
+                          warm_start="gdl", warm_epochs=18, select_on="pooled"),
+        data=LesionData(n_train=128, n_select=24, n_report=48, image_size=64, conditions=(10.0, 3.0, 1.5)),
         model=UNetConfig(width=8, depth=3)),
     # 256-px slices as in the paper, the official schedule over 100 epochs after a warm start
     full=Profile(
         training=Training(epochs=100, batch_size=8, lr=1e-3, seeds=tuple(range(10)), losses=_IMBALANCE_LOSSES,
-                          warm_start="gdl", warm_epochs=100),
+                          warm_start="gdl", warm_epochs=100, select_on="pooled"),
         data=LesionData(n_train=400, n_select=100, n_report=200, image_size=256,
                         conditions=(10.0, 3.0, 1.0, 0.3, 0.1)),
         model=UNetConfig(width=16, depth=4)),

@@ -7,13 +7,14 @@ module of the reader's own that returns its total and its named parts
 
 1. :func:`_start` - the optimiser, the learning-rate schedule and the mixed-precision
    settings (:func:`_precision`, the one place that decides them);
-2. :func:`_resume` - continue from a checkpoint, refusing one made with other settings;
+2. :func:`~bl_tutorial.checkpoints.resume` - continue from a checkpoint, refusing one made
+   with other settings;
 3. :func:`run_epoch` - one pass over a loader: softmax, loss, backward step, and the
    epoch's means (loss parts raw and weighted, monitors, Dice per class, HD95); the loss
    is told the fraction of training done (:class:`~bl_tutorial.combined.Progress`), so
    that a schedule means the same in a short and a long run;
 4. the selected epoch - the best mean validation Dice of the foreground classes;
-5. :func:`_save_checkpoint` - everything needed to resume, written atomically (after the
+5. :func:`~bl_tutorial.checkpoints.save_checkpoint` - everything needed to resume, written atomically (after the
    last epoch and at most once a minute before it).
 
 Each epoch reseeds the generators from ``(seed, epoch)``, so a run interrupted and
@@ -40,11 +41,12 @@ from torch.utils.data import DataLoader, Dataset
 from bl_tutorial._bookkeeping import Clock, Means
 from bl_tutorial._validation import check_choice
 from bl_tutorial.checkpoints import RunState, run_settings, save_checkpoint, warm_start
+from bl_tutorial.checkpoints import resume as resume_run
 from bl_tutorial.combined import LossParts, Progress, as_loss_parts
 from bl_tutorial.data.warp import BatchWarp
 from bl_tutorial.device import resolve_device, seed_everything, seed_worker
 from bl_tutorial.losses import boundary_loss, dice_loss
-from bl_tutorial.metrics import batch_dice, class_labels, hd95
+from bl_tutorial.metrics import class_labels, dice_counts, hd95, pooled_dice
 from bl_tutorial.recipes import LossSpec
 
 LrSchedule = Literal["constant", "cosine"]
@@ -70,6 +72,10 @@ class TrainConfig:
     """Channels-last memory format (faster convolutions on CUDA and on the CPU)."""
     val_hd95: bool = False
     """HD95 per foreground class on validation, every epoch (slow: a CPU surface distance per image)."""
+    select_on: Literal["mean", "pooled"] = "mean"
+    """The selection score: the mean over the foreground classes of the images' mean Dice (``"mean"``),
+    or of the Dice of all selection voxels pooled (``"pooled"``: steadier where some images have no
+    foreground, whose Dice is 0 or 1)."""
     batch_warp: BatchWarp | None = None
     """A random warp of every training batch on the device, its maps recomputed
     (:class:`~bl_tutorial.data.warp.BatchWarp`); drawn from a generator seeded per epoch."""
@@ -85,6 +91,7 @@ class TrainConfig:
                 f"epochs, batch_size and lr must be positive, got {self.epochs}, {self.batch_size}, {self.lr}"
             )
         check_choice(self.lr_schedule, "lr_schedule", ("constant", "cosine"))
+        check_choice(self.select_on, "select_on", ("mean", "pooled"))
 
 
 EVAL_PIXELS = {"cpu": 2**18, "cuda": 2**22, "mps": 2**20}
@@ -288,10 +295,16 @@ def run_epoch(
             means.add("monitor_boundary", boundary_loss(probs, maps, validate=False), n)
             means.add("monitor_dice_loss", dice_loss(probs, target, foreground, validate=False), n)
             pred, labels = class_labels(probs), class_labels(target)
-            means.add("dice", batch_dice(pred, labels, target.shape[1], roi).mean(0), n)
+            overlap, total = dice_counts(pred, labels, target.shape[1], roi)
+            dice = torch.where(total > 0, 2 * overlap / total.clamp(min=1), torch.ones_like(total))
+            means.add("dice", dice.mean(0), n)  # the mean of the images' Dice (batch_dice)
+            means.add("pooled_overlap", overlap.sum(0), 1)  # and the counts of all of them together
+            means.add("pooled_total", total.sum(0), 1)
             if val_hd95:
                 hd95_values += _validation_hd95(pred, labels, roi.bool(), batch["spacing"], target.shape[1])
     result = means.result()
+    overlap, total = (torch.tensor(result.pop(k)) for k in ("pooled_overlap", "pooled_total"))
+    result["pooled_dice"] = pooled_dice(overlap, total).tolist()
     if hd95_values:
         result["hd95"] = np.mean(hd95_values, axis=0).tolist()
     return result
@@ -345,9 +358,10 @@ def _loss_module(loss) -> nn.Module:
     return loss
 
 
-def _select_and_record(run: RunState, record: dict, epoch: int) -> None:
-    """Step 4: the selection score (the mean validation Dice of the foreground classes) and the best epoch."""
-    record["val_foreground_dice"] = float(np.mean(record["val_dice"][1:]))
+def _select_and_record(run: RunState, record: dict, epoch: int, select_on: str) -> None:
+    """Step 4: the selection score (the validation Dice of the foreground classes, their mean) and the best epoch."""
+    key = "val_pooled_dice" if select_on == "pooled" else "val_dice"
+    record["val_foreground_dice"] = float(np.mean(record[key][1:]))
     for name in ("regional", "boundary"):  # the schedule's weights over the epoch (0 for an absent part)
         record[f"{name}_weight"] = record.get(f"train_{name}_weight", 0.0)
     run.history.append(record)
@@ -422,7 +436,7 @@ def train(
     if initial is not None:
         warm_start(run, initial, config.lr)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
-    start = resume(run, checkpoint, settings, device) if resume and checkpoint and checkpoint.is_file() else 0
+    start = resume_run(run, checkpoint, settings, device) if resume and checkpoint and checkpoint.is_file() else 0
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
     label = description or settings["loss"]["name"]
     bar = tqdm(range(start, end), desc=label, disable=config.quiet, leave=False)
@@ -451,7 +465,7 @@ def train(
             means = run_epoch(run.model, val_loader, loss_fn, progress, device, run.precision, val_hd95=config.val_hd95)
         record.update({f"val_{k}": v for k, v in means.items()})
         record["time_s"] = time.perf_counter() - began
-        _select_and_record(run, record, epoch)
+        _select_and_record(run, record, epoch, config.select_on)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_dice=f"{run.best_score:.3f}", best=run.best_epoch)
         if checkpoint is not None and (epoch == end - 1 or time.perf_counter() - written >= config.checkpoint_seconds):
             with clock.phase("checkpoint"):

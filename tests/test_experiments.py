@@ -1,5 +1,6 @@
 """The experiment runner and its command line: results kept, resumed, refused, compared."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from bl_tutorial import experiments, tasks
+from bl_tutorial import experiments, grid, tasks
 from bl_tutorial.combined import LossParts
 from bl_tutorial.data import sources
 from bl_tutorial.evaluation import Comparison
@@ -49,7 +50,7 @@ def test_rerunning_the_same_command_keeps_finished_runs(tiny_experiments, monkey
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(experiments, "train", no_training)
+    monkeypatch.setattr(grid, "train", no_training)
     second = run_experiment("drive", "fast", out, **QUIET)
     assert [r["metrics"] for r in second["runs"]] == [r["metrics"] for r in first["runs"]]
 
@@ -76,14 +77,14 @@ def test_an_interrupted_grid_resumes_where_it_stopped(tiny_experiments, monkeypa
 
 
 def test_a_diverging_run_is_recorded_and_the_others_go_on(tiny_experiments, monkeypatch):
-    real_train = experiments.train
+    real_train = grid.train
 
     def diverge_on_the_combined_loss(model, train_set, val_set, spec, *args, **kwargs):
         if spec.boundary:
             raise FloatingPointError("epoch 0, step 0: the loss is nan")
         return real_train(model, train_set, val_set, spec, *args, **kwargs)
 
-    monkeypatch.setattr(experiments, "train", diverge_on_the_combined_loss)
+    monkeypatch.setattr(grid, "train", diverge_on_the_combined_loss)
     out = tiny_experiments / "nan"
     code = experiments.main(["drive", "--profile", "fast", "--out", str(out), "--quiet"])
     runs = {r["loss"]: r for r in load_results(out)["runs"]}
@@ -271,13 +272,13 @@ def test_recipes_with_options_and_loss_modules_run_in_a_grid(tiny_experiments, c
 
 def test_the_arms_of_a_seed_continue_one_warm_start(tiny_experiments, monkeypatch):
     out = tiny_experiments / "warm"
-    starts, real_train = [], experiments.train
+    starts, real_train = [], grid.train
 
     def remember(*args, **kwargs):
         starts.append(kwargs.get("initial"))
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(experiments, "train", remember)
+    monkeypatch.setattr(grid, "train", remember)
     results = experiments.run_study("imbalance", "fast", out, **QUIET)[10.0]
     assert [w["seed"] for w in results["warm_starts"]] == [0, 1] and results["warm_starts"][0]["settled"] >= 0
     kept = torch.load(out / "condition-10" / "warm" / "seed0.pt", weights_only=True)
@@ -297,3 +298,34 @@ def test_fewer_seeds_for_some_losses(tiny_experiments, monkeypatch):
     results = run_experiment("drive", "fast", None, **QUIET)
     assert sorted((r["loss"], r["seed"]) for r in results["runs"]) == [("gdl", 0), ("gdl", 1), ("gdl+bl", 0)]
     assert results["comparisons"][0]["seeds"] == [0] and experiments.provenance(results).endswith("(1 for gdl+bl)")
+
+
+def test_runs_at_once_give_the_results_of_runs_one_after_the_other(tiny_experiments):
+    """Two worker processes with one thread each: the same numbers as one process with one thread,
+    whatever order the runs finish in; warm starts included."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = experiments.run_study("imbalance", "fast", tiny_experiments / "alone", workers=1, **QUIET)
+    finally:
+        torch.set_num_threads(threads)
+    together = experiments.run_study("imbalance", "fast", tiny_experiments / "together", workers=2, **QUIET)
+    for condition in alone:
+        a, b = alone[condition], together[condition]
+        assert [(r["loss"], r["seed"]) for r in a["runs"]] == [(r["loss"], r["seed"]) for r in b["runs"]]
+        for x, y in zip(a["runs"], b["runs"]):  # every number but the times
+            assert [{k: v for k, v in h.items() if k != "time_s"} for h in x["history"]] == [
+                {k: v for k, v in h.items() if k != "time_s"} for h in y["history"]
+            ]
+        assert b["execution"] == {"runs_at_once": 2, "threads_per_run": threads // 2}
+    assert together[10.0]["warm_starts"][1]["seed"] == 1
+
+
+def test_a_task_defined_where_workers_cannot_import_it_runs_here(tiny_experiments, monkeypatch):
+    task = tasks.TASKS["drive"]
+    local = dataclasses.replace(task, evaluate=lambda model, data: task.evaluate(model, data))
+    plan = experiments.plan_experiment(local, "fast")
+    assert not grid.picklable(plan)
+    assert experiments.resolve_workers(2, torch.device("cpu"), plan)[0] == 1
+    with pytest.raises(ValueError, match="workers must be a number"):
+        experiments.resolve_workers("many", torch.device("cpu"), plan)

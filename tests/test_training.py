@@ -238,3 +238,18 @@ def test_train_takes_any_loss_module_with_named_parts(tiny_drive):
         assert mine["train_boundary"] == pytest.approx(theirs["train_boundary"], abs=1e-6)
     with pytest.raises(TypeError, match="loss must be a recipe"):
         train(UNet(3, 2, base=4, depth=2), train_set, val_set, 3, CONFIG, "cpu")
+
+
+def test_a_warm_start_reaches_every_run_as_it_was_left(tiny_drive):
+    """Two runs from one warm start get the same start: the first one's steps do not leak into the second's."""
+    train_set, val_set = tiny_drive
+    seed_everything(0)
+    warm = train(UNet(3, 2, base=4, depth=2), train_set, val_set, "gdl", CONFIG, "cpu")
+    initial = {"model": warm.last_state, "optimizer": warm.optimizer_state}
+    first, second = (
+        train(UNet(3, 2, base=4, depth=2), train_set, val_set, "gdl+bl", CONFIG, "cpu", initial=initial)
+        for _ in range(2)
+    )
+    assert _comparable(first.history) == _comparable(second.history)
+    with pytest.raises(TypeError, match="initial must be a dict"):
+        train(UNet(3, 2, base=4, depth=2), train_set, val_set, "gdl", CONFIG, "cpu", initial=[1])
