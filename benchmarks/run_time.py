@@ -61,7 +61,7 @@ TRAINING_PHASES = ("train_steps", "train_batches", "train_bookkeeping", "select"
 def run_command(task: str, profile: str, out: Path) -> tuple[float, list[dict]]:
     """Time the command line in a fresh process; return its wall time and the results it wrote."""
     command = [sys.executable, "-m", "bl_tutorial.experiments", task, "--profile", profile]
-    command += ["--losses", "gdl+bl", "--seeds", "0", "--out", str(out), "--quiet"]
+    command += ["--losses", "gdl+bl", "--seeds", "0", "--out", str(out), "--quiet", "--workers", "1"]
     began = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     wall = time.perf_counter() - began

@@ -82,9 +82,21 @@ def main() -> None:
         default=None,
         help="project the grids of this profile (default: full on a GPU, none on a CPU)",
     )
+    parser.add_argument(
+        "--h200",
+        choices=("smoke", "fast", "full"),
+        default=None,
+        help="estimate the grids' training time on one H200 from counted FLOPs (an estimate, not a measurement)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device) if args.device else get_device()
     print(device_banner(device))
+    if args.h200:
+        for task in TASKS.values():
+            low, high = (estimated_gpu_seconds(task, args.h200, share) / 3600 for share in (0.25, 0.05))
+            print(f"{task.name} {args.h200} grid on one H200: about {low:.1f} to {high:.1f} h of training "
+                  "(counted FLOPs at 25 % to 5 % of its dense bf16 peak; evaluation and data loading not included)")
+        return
 
     # 1-2: the boundary term inside a UNet (base 16) step, 8 images of 128 px, 2 classes
     torch.manual_seed(0)
@@ -139,21 +151,45 @@ def main() -> None:
         print(f"all {profile_name} grids: about {total / 60:.1f} min (evaluation and data loading not included)")
 
 
-def projected_seconds(task, profile_name: str, device) -> float:
-    """Training time of a task's grid: items per epoch from its own data, rate measured on this device."""
-    profile = task.profiles[profile_name]
+def grid_images(task, profile) -> tuple[int, int, tuple]:
+    """Images a profile's grid trains on and selection images it evaluates (summed over runs, warm starts
+    included, every condition), and the shape of a training item."""
     training = profile.training
     conditions = profile.conditions or (None,)
     data = task.load(profile, None, conditions[0])
-    shape = tuple(data.train_set[0]["image"].shape[1:])
+    seeds = len(training.seeds)
+    runs = sum(min(seeds, training.seeds_per_loss.get(loss, seeds)) for loss in training.losses)
+    epochs = runs * training.epochs + (seeds * training.warm_epochs if training.warm_start else 0)
+    n = len(conditions) * epochs
+    return n * len(data.train_set), n * len(data.select_set), tuple(data.train_set[0]["image"].shape)
+
+
+def projected_seconds(task, profile_name: str, device) -> float:
+    """Training time of a task's grid: items per epoch from its own data, rate measured on this device."""
+    profile = task.profiles[profile_name]
+    train_images, select_images, shape = grid_images(task, profile)
     torch.manual_seed(0)
-    batch = make_batch(training.batch_size, task.in_channels, shape, task.num_classes, device)
+    batch = make_batch(profile.training.batch_size, task.in_channels, shape[1:], task.num_classes, device)
     rate = images_per_second(task.build_model(profile).to(device), *batch, 3)
-    select_shape = data.select_set[0]["image"].shape[1:]
-    ratio = np.prod(select_shape) / np.prod(shape)
-    per_epoch = len(data.train_set) + len(data.select_set) * ratio / 3  # a forward pass ~ 1/3 of a step
-    runs = len(training.losses) * len(training.seeds) * len(conditions)
-    return runs * training.epochs * per_epoch / rate
+    return (train_images + select_images / 3) / rate  # a forward pass ~ 1/3 of a step
+
+
+H200_DENSE_BF16 = 989e12
+"""An NVIDIA H200's dense bfloat16 peak (FLOP/s), from its data sheet; small networks reach a fraction of it."""
+
+
+def estimated_gpu_seconds(task, profile_name: str, share: float) -> float:
+    """A grid's training FLOPs, counted on this machine (forward of one item x 3 for a step; selection
+    forward only), divided by ``share`` of an H200's dense bf16 peak: an estimate, not a measurement."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    profile = task.profiles[profile_name]
+    train_images, select_images, shape = grid_images(task, profile)
+    model = task.build_model(profile).eval()
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, *shape))
+    forward = counter.get_total_flops()
+    return (3 * forward * train_images + forward * select_images) / (share * H200_DENSE_BF16)
 
 
 if __name__ == "__main__":

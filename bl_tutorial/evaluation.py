@@ -332,7 +332,10 @@ def _pairs(by_loss: dict, comparisons: Sequence[Comparison] | None) -> list[Comp
 
 
 def summarize(
-    runs: Sequence[dict], metrics: Sequence = ("dice",), comparisons: Sequence[Comparison] | None = None
+    runs: Sequence[dict],
+    metrics: Sequence = ("dice",),
+    comparisons: Sequence[Comparison] | None = None,
+    movement: dict[str, float] | None = None,
 ) -> dict:
     """Mean and spread over seeds per loss, and each declared pair's paired differences with their verdicts.
 
@@ -343,7 +346,9 @@ def summarize(
     the metric and the epoch, the seeds both losses finished with, the
     :func:`paired_difference` of their scores and its :func:`verdict`. ``comparisons``
     are the pairs to compare (by canonical name); None pairs every "+ BL" recipe with its
-    regional part (:func:`default_comparisons`).
+    regional part (:func:`default_comparisons`). ``movement`` is how much a difference of
+    each metric moves between two builds (:func:`~bl_tutorial.store.measured_movement`):
+    a verdict is stated only where the interval clears zero by more than that.
     """
     metrics = [Metric.coerce(m) for m in metrics]
     by_loss = _by_loss(runs)
@@ -368,7 +373,7 @@ def summarize(
                 )
                 comparison = {"loss": pair.loss, "baseline": pair.baseline, "metric": metric.key, "epoch": epoch,
                               "seeds": seeds, **difference}  # fmt: skip
-                found = verdict(comparison, metric)
+                found = verdict(comparison, metric, (movement or {}).get(metric.key, 0.0))
                 comparison.update(verdict=found.kind, detectable=found.detectable, sentence=found.sentence)
                 results.append(comparison)
     return {"summary": summary, "comparisons": results}
@@ -408,9 +413,9 @@ class Verdict:
     def label(self) -> str:
         """A few words for a table cell."""
         if self.kind == "no difference larger than":
-            return f"no difference > {self.bound:.3g}"
+            return f"no difference larger than {self.bound:.3f}"
         if self.kind == "cannot tell":
-            return f"cannot tell (detectable: {self.detectable:.3g})"
+            return f"cannot tell (detectable: {self.detectable:.3f})"
         return self.kind
 
 
@@ -435,7 +440,7 @@ def verdict(comparison: dict, metric=None, movement: float = 0.0) -> Verdict:
     >>> found = verdict({"loss": "gdl+bl", "baseline": "gdl", "n": 6, "mean": 0.004, "se": 0.005,
     ...                  "interval": [-0.009, 0.017]}, Metric("dice", "Dice", resolution=0.04))
     >>> found.kind, found.label
-    ('no difference larger than', 'no difference > 0.017')
+    ('no difference larger than', 'no difference larger than 0.017')
     """
     metric = Metric.coerce(metric if metric is not None else comparison.get("metric", "dice"))
     unit = f" {metric.unit}" if metric.unit else ""

@@ -49,6 +49,7 @@ from bl_tutorial.store import (
     code_digest,
     full_results,
     load_results,
+    measured_movement,
     provenance,
     results_folder,
     saved_arrays,
@@ -329,7 +330,8 @@ def _run_grid(plan, data, signature, store, device, condition, loading, quiet, f
               log) -> dict:  # fmt: skip
     """The body of :func:`run_experiment`, once the data are loaded and the folder is open."""
     results = {**_header(plan, data, device, condition), "signature": signature, "load_seconds": loading, "runs": [],
-               "execution": {"runs_at_once": workers, "threads_per_run": threads}}  # fmt: skip
+               "execution": {"runs_at_once": workers, "threads_per_run": threads},
+               "movement": measured_movement(plan.task.name, plan.profile_name)}  # fmt: skip
     t = plan.profile.training
     log(f"{results['device']}\n{data.source.describe()}")
     log(
@@ -348,17 +350,19 @@ def _run_grid(plan, data, signature, store, device, condition, loading, quiet, f
         kept[(run["loss"], run["seed"])] = run
         log(run_line(run))
         results["runs"] = [kept[key] for key in grid if key in kept]
-        results.update(summarize(results["runs"], plan.task.metrics, plan.comparisons))
+        results.update(summarize(results["runs"], plan.task.metrics, plan.comparisons, results["movement"]))
         store.write(results)
 
     for run in list(kept.values()):
         done(run)
+    began = time.perf_counter()
     warm, _ = run_grid(plan, data, jobs, device, store, quiet=quiet, workers=workers, threads=threads,
                        data_root=data_root, condition=condition, done=done)  # fmt: skip
     warm.update({seed: record for seed in t.seeds if (record := store.warm(seed)[0]) is not None})
     results["warm_starts"] = [warm[seed] for seed in sorted(warm)]
     results["runs"] = [kept[key] for key in grid]
-    results.update(summarize(results["runs"], plan.task.metrics, plan.comparisons))
+    results["execution"]["wall_s"] = time.perf_counter() - began
+    results.update(summarize(results["runs"], plan.task.metrics, plan.comparisons, results["movement"]))
     store.write(results)
     return results
 

@@ -50,6 +50,7 @@ __all__ = [
     "provenance",
     "saved_arrays",
     "measured_movement",
+    "time_spent",
     "movement_path",
 ]
 
@@ -274,6 +275,21 @@ def measured_movement(task: str, profile: str, root: Path | str | None = None) -
     if not path.is_file():
         return {}
     return {key: float(value) for key, value in json.loads(path.read_text())["by_metric"].items()}
+
+
+def time_spent(*experiments: dict) -> str:
+    """How long experiments took, for a sentence: the runs' own time, how many ran at once, and the wall time.
+
+    >>> time_spent({"runs": [{"time_s": 600}, {"time_s": 600}], "warm_starts": [],
+    ...             "execution": {"runs_at_once": 2, "wall_s": 630}})
+    '20.0 minutes of training, 2 runs at a time: 10.5 minutes in all'
+    """
+    work = sum(r.get("time_s", 0.0) for e in experiments for r in [*e["runs"], *e.get("warm_starts", [])]) / 60
+    wall = sum(e.get("execution", {}).get("wall_s", 0.0) for e in experiments) / 60
+    at_once = max((e.get("execution", {}).get("runs_at_once", 1) for e in experiments), default=1)
+    if at_once <= 1 or not wall:
+        return f"{work:.1f} minutes of training, one run at a time"
+    return f"{work:.1f} minutes of training, {at_once} runs at a time: {wall:.1f} minutes in all"
 
 
 def saved_arrays(folder: Path | str, loss: str, seed: int) -> dict:

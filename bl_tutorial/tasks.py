@@ -535,9 +535,9 @@ _IMBALANCE_PROFILES = _profiles(
         data=LesionData(n_train=8, n_select=4, n_report=4, image_size=32, augment="flip", conditions=(10.0, 6.0)),
         model=UNetConfig(width=4, depth=3)),
     fast=Profile(
-        training=Training(epochs=7, batch_size=8, lr=3e-3, seeds=tuple(range(5)), losses=_IMBALANCE_LOSSES,
-                          warm_start="gdl", warm_epochs=18, select_on="pooled"),
-        data=LesionData(n_train=128, n_select=24, n_report=48, image_size=64, conditions=(10.0, 3.0, 1.5)),
+        training=Training(epochs=6, batch_size=8, lr=3e-3, seeds=tuple(range(5)), losses=_IMBALANCE_LOSSES,
+                          warm_start="gdl", warm_epochs=15, select_on="pooled"),
+        data=LesionData(n_train=128, n_select=20, n_report=48, image_size=64, conditions=(10.0, 3.0, 1.5)),
         model=UNetConfig(width=8, depth=3)),
     # 256-px slices as in the paper, the official schedule over 100 epochs after a warm start
     full=Profile(

@@ -146,8 +146,8 @@ def test_acdc_maps_are_computed_before_the_crop():
 
 
 def test_labelled_images_and_lesions():
-    images, labels = lesion_images(6, 32, percent=5.0, seed=1)
-    again, _ = lesion_images(6, 32, percent=5.0, seed=1)
+    images, labels = lesion_images(6, 64, percent=5.0, seed=1)
+    again, _ = lesion_images(6, 64, percent=5.0, seed=1)
     assert np.array_equal(images, again) and 2 < 100 * labels.mean() < 8
     dataset = LabelledImages(images, labels, 2, spacing=(1.0, 1.0))
     np.testing.assert_array_equal(dataset.maps[3], class_distance_maps(labels[3], 2))

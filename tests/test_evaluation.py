@@ -74,7 +74,7 @@ def test_one_function_gives_every_verdict(interval, metric, movement, kind):
 def test_verdict_sentences_never_say_more_than_the_interval():
     narrow = verdict(_comparison(-0.01, 0.02), DICE)
     assert narrow.bound == pytest.approx(0.02) and "no difference larger than 0.020" in narrow.sentence
-    assert narrow.label == "no difference > 0.02"
+    assert narrow.label == "no difference larger than 0.020"
     wide = verdict(_comparison(-0.09, 0.06), DICE)
     assert "cannot tell" in wide.sentence and "0.075" in wide.sentence and "better" not in wide.sentence
     single = verdict({"loss": "a+bl", "baseline": "a", "n": 1, "mean": 0.1, "se": None, "interval": None}, DICE)
@@ -114,3 +114,11 @@ def test_metrics_are_read_back_from_results_files():
     assert Metric.coerce("hd95").label == "hd95"
     with pytest.raises(TypeError, match="a metric must be"):
         Metric.coerce(3)
+
+
+def test_a_measured_movement_between_builds_withholds_fragile_verdicts():
+    runs = _runs({"gdl": [0.70, 0.71, 0.70], "gdl+bl": [0.725, 0.73, 0.73]})  # +0.025, +0.02, +0.03
+    plain = summarize(runs, [DICE], [Comparison("gdl+bl", "gdl")])["comparisons"][0]
+    moved = summarize(runs, [DICE], [Comparison("gdl+bl", "gdl")], movement={"dice": 0.02})["comparisons"][0]
+    assert plain["verdict"] == "better" and moved["verdict"] == "within noise"
+    assert moved["detectable"] == pytest.approx(plain["detectable"] + 0.02)

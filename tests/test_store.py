@@ -43,3 +43,11 @@ def test_run_identity_covers_code_not_prose(tmp_path, monkeypatch):
 def test_loss_names_become_safe_file_names():
     assert store.file_name("0.5*ce+0.5*gdl+bl@rebalance(over=none)") == "0.5_ce+0.5_gdl+bl@rebalance_over=none_"
     assert store.figure_path("out", "report", "focal(gamma=1)+bl", 2).name == "report_focal_gamma=1_+bl_seed2.png"
+
+
+def test_a_measured_movement_is_read_per_metric(tmp_path):
+    assert store.measured_movement("imbalance", "fast", tmp_path) == {}
+    path = store.movement_path("imbalance", "fast", tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"by_metric": {"dice": 0.012, "hd95": 1.5}}))
+    assert store.measured_movement("imbalance", "fast", tmp_path) == {"dice": 0.012, "hd95": 1.5}

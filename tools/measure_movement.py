@@ -6,11 +6,13 @@ script builds an experiment a second time with another number of threads and com
 every paired difference (selected epoch) with a first build:
 
     python tools/measure_movement.py imbalance --profile fast \\
-        --reference /tmp/bl_tutorial_book/imbalance-fast --threads 1
+        --reference /tmp/bl_tutorial_book/imbalance-fast --threads 2
 
 ``--reference`` is the folder a first build wrote (the book build's run folder, or one
-written with ``python -m bl_tutorial.experiments``); without it the first build is made
-here too, with the machine's usual number of threads. The result, with its provenance, is
+written with ``python -m bl_tutorial.experiments``: on a CPU two runs at a time with one
+thread each); without it the first build is made here too, that way. The second build
+trains one run at a time with ``--threads`` threads (default 2), so that its floats are
+rounded otherwise. The result, with its provenance, is
 written to ``bl_tutorial/results/movement/TASK-PROFILE.json`` (package data, read by
 :func:`bl_tutorial.store.measured_movement`): for every comparison, the mean difference
 in both builds and how far it moved, and per metric the largest movement. The chapters
@@ -46,10 +48,12 @@ def differences(folder: Path) -> dict[tuple, float]:
     return found
 
 
-def build(task: str, profile: str, out: Path, threads: int) -> Path:
-    """One build of the experiment with ``threads`` threads."""
-    torch.set_num_threads(threads)
+def build(task: str, profile: str, out: Path, threads: int | None) -> Path:
+    """One build of the experiment: one run at a time with ``threads`` threads, or (None) as the book builds it."""
     options = {"overwrite": True, "quiet": True, "log": lambda *a: None, "figures": "none"}
+    if threads is not None:
+        torch.set_num_threads(threads)
+        options["workers"] = 1
     if get_task(task).profiles[profile].conditions is None:
         run_experiment(task, profile, out, **options)
     else:
@@ -62,11 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("task")
     parser.add_argument("--profile", default="fast")
     parser.add_argument("--reference", type=Path, default=None, help="a first build's folder (else built here)")
-    parser.add_argument("--threads", type=int, default=1, help="threads of the second build")
+    parser.add_argument("--threads", type=int, default=2, help="threads of the second build (one run at a time)")
     args = parser.parse_args(argv)
-    usual = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as scratch:
-        first = args.reference or build(args.task, args.profile, Path(scratch) / "first", usual)
+        first = args.reference or build(args.task, args.profile, Path(scratch) / "first", None)
         second = build(args.task, args.profile, Path(scratch) / "second", args.threads)
         a, b = differences(first), differences(second)
     shared = sorted(set(a) & set(b), key=str)
@@ -80,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "task": args.task,
         "profile": args.profile,
-        "builds": {"first": f"{usual} threads" if args.reference is None else str(args.reference),
-                   "second": f"{args.threads} thread{'s' * (args.threads != 1)}"},  # fmt: skip
+        "builds": {"first": "as the book builds it" if args.reference is None else str(args.reference),
+                   "second": f"one run at a time, {args.threads} thread{'s' * (args.threads != 1)}"},  # fmt: skip
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "code": f"{__version__}+{code_digest()}",
         "torch": torch.__version__,

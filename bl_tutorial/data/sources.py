@@ -118,10 +118,12 @@ class DatasetSource:
     def is_real(self) -> bool:
         return self.kind == "real"
 
-    def describe(self) -> str:
-        """One line for notebooks and logs, e.g. ``Data: DRIVE stand-in (synthetic, generator v1, seed 0)``."""
+    def describe(self, where: bool = True) -> str:
+        """One line for notebooks and logs, e.g. ``Data: DRIVE stand-in (synthetic, generator v1, seed 0)``,
+        and the folder it was read from (``where=False`` leaves it out, e.g. for a page a reader sees)."""
         what = "real data set" if self.is_real else "stand-in"
-        return f"Data: {_spec(self.name).label} {what}{f' ({self.note})' if self.note else ''} at {self.root}"
+        place = f" at {self.root}" if where else ""
+        return f"Data: {_spec(self.name).label} {what}{f' ({self.note})' if self.note else ''}{place}"
 
     def __str__(self) -> str:
         return self.describe()
