@@ -48,6 +48,14 @@ def differences(folder: Path) -> dict[tuple, float]:
     return found
 
 
+def executed_as(folder: Path) -> str:
+    """How a build's runs were executed, from its results (not the folder: no machine path is recorded)."""
+    files = sorted(folder.glob("condition-*/results.json")) or [folder / "results.json"]
+    execution = load_results(files[0]).get("execution", {})
+    at_once, threads = execution.get("runs_at_once", 1), execution.get("threads_per_run", "?")
+    return f"{at_once} run{'s' * (at_once != 1)} at a time, {threads} thread{'s' * (threads != 1)} each"
+
+
 def build(task: str, profile: str, out: Path, threads: int | None) -> Path:
     """One build of the experiment: one run at a time with ``threads`` threads, or (None) as the book builds it."""
     options = {"overwrite": True, "quiet": True, "log": lambda *a: None, "figures": "none"}
@@ -72,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         first = args.reference or build(args.task, args.profile, Path(scratch) / "first", None)
         second = build(args.task, args.profile, Path(scratch) / "second", args.threads)
         a, b = differences(first), differences(second)
+        builds = {"first": executed_as(first), "second": executed_as(second)}
     shared = sorted(set(a) & set(b), key=str)
     if not shared:
         parser.exit(2, "error: the two builds share no comparison; is --reference the same task and profile?\n")
@@ -83,8 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     record = {
         "task": args.task,
         "profile": args.profile,
-        "builds": {"first": "as the book builds it" if args.reference is None else str(args.reference),
-                   "second": f"one run at a time, {args.threads} thread{'s' * (args.threads != 1)}"},  # fmt: skip
+        "builds": builds,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "code": f"{__version__}+{code_digest()}",
         "torch": torch.__version__,
