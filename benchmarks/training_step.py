@@ -17,6 +17,7 @@ Run: ``python benchmarks/training_step.py``. On the same model and batch, in one
 from __future__ import annotations
 
 import argparse
+import math
 import resource
 from functools import partial
 
@@ -93,9 +94,17 @@ def main() -> None:
     print(device_banner(device))
     if args.h200:
         for task in TASKS.values():
-            low, high = (estimated_gpu_seconds(task, args.h200, share) / 3600 for share in (0.25, 0.05))
-            print(f"{task.name} {args.h200} grid on one H200: about {low:.1f} to {high:.1f} h of training "
-                  "(counted FLOPs at 25 % to 5 % of its dense bf16 peak; evaluation and data loading not included)")
+            flops, steps = grid_flops(task, args.h200)
+            fast, slow = (flops / (share * H200_DENSE_BF16) for share in (0.25, 0.05))  # seconds of arithmetic
+            low, high = (
+                (arithmetic + steps * overhead) / 60 for arithmetic, overhead in zip((fast, slow), STEP_OVERHEAD_S)
+            )
+            print(
+                f"{task.name} {args.h200} grid on one H200: about {low:.0f} to {high:.0f} min of training: "
+                f"{steps} optimiser steps; arithmetic {fast / 60:.1f}-{slow / 60:.1f} min (counted FLOPs at 25 %-5 % "
+                f"of the dense bf16 peak), overhead {STEP_OVERHEAD_S[0] * 1e3:.0f}-{STEP_OVERHEAD_S[1] * 1e3:.0f} ms "
+                "a step (assumed); HD95 scoring and data loading not included"
+            )
         return
 
     # 1-2: the boundary term inside a UNet (base 16) step, 8 images of 128 px, 2 classes
@@ -178,9 +187,9 @@ H200_DENSE_BF16 = 989e12
 """An NVIDIA H200's dense bfloat16 peak (FLOP/s), from its data sheet; small networks reach a fraction of it."""
 
 
-def estimated_gpu_seconds(task, profile_name: str, share: float) -> float:
+def grid_flops(task, profile_name: str) -> tuple[float, int]:
     """A grid's training FLOPs, counted on this machine (forward of one item x 3 for a step; selection
-    forward only), divided by ``share`` of an H200's dense bf16 peak: an estimate, not a measurement."""
+    forward only), and its number of optimiser steps."""
     from torch.utils.flop_counter import FlopCounterMode
 
     profile = task.profiles[profile_name]
@@ -189,7 +198,12 @@ def estimated_gpu_seconds(task, profile_name: str, share: float) -> float:
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(torch.zeros(1, *shape))
     forward = counter.get_total_flops()
-    return (3 * forward * train_images + forward * select_images) / (share * H200_DENSE_BF16)
+    return 3 * forward * train_images + forward * select_images, math.ceil(train_images / profile.training.batch_size)
+
+
+STEP_OVERHEAD_S = (0.005, 0.02)
+"""An assumed range of what one eager PyTorch step of a small network costs on a GPU beyond its
+arithmetic (kernel launches, Adam, bookkeeping): small networks are bound by it, not by FLOPs."""
 
 
 if __name__ == "__main__":

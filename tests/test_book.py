@@ -141,3 +141,36 @@ def test_every_quoted_number_is_printed_where_the_notebook_runs(notebook):
             missing += [key for key in quoted if key not in printed]
     assert not missing, f"quoted before glue_values prints them: {missing}"
     assert "{doc}" not in notebook.read_text() and "{cite:" not in notebook.read_text()
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """The names a code cell defines and the names it reads (IPython magics and shell lines left out)."""
+    import ast
+
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    defined, read = set(), set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Name):
+            (defined if isinstance(node.ctx, ast.Store) else read).add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            defined.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            defined |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return defined, read
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_code_shown_in_the_book_uses_no_name_defined_only_in_removed_cells(notebook):
+    """A page shows every cell but those tagged remove-cell (hide-input cells can be unfolded): code a
+    reader can see must run as shown, so it may not read a name that only a removed cell defines."""
+    hidden, shown, problems = set(), set(), []
+    for index, cell in enumerate(json.loads(notebook.read_text())["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        defined, read = _names("".join(cell["source"]))
+        if "remove-cell" in cell.get("metadata", {}).get("tags", []):
+            hidden |= defined - shown
+        else:
+            problems += [f"cell {index} reads {name!r}" for name in sorted((read - defined) & (hidden - shown))]
+            shown |= defined
+    assert not problems, f"{notebook.name}: names defined only in removed cells: {problems}"

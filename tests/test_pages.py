@@ -9,6 +9,7 @@ set (CI), where they fail.
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -108,6 +109,7 @@ def test_the_book_styles_are_registered():
     assert "nb_merge_streams: true" in config
     css = (ROOT / "book" / "_static" / "book.css").read_text()
     assert "white-space: pre-wrap" in css and "min-width: 0 !important" in css
+    assert re.search(r"span\.pasted-text \{\s*font-weight: inherit;", css), "glued text in bold"
 
 
 # ----------------------------------------------------------------- the built book
