@@ -13,7 +13,8 @@ module of the reader's own that returns its total and its named parts
    epoch's means (loss parts raw and weighted, monitors, Dice per class, HD95); the loss
    is told the fraction of training done (:class:`~bl_tutorial.combined.Progress`), so
    that a schedule means the same in a short and a long run;
-4. the selected epoch - the best mean validation Dice of the foreground classes;
+4. the selected epoch - the best mean validation Dice of the foreground classes, scored
+   after every epoch on the selection items (collated once for the whole run);
 5. :func:`~bl_tutorial.checkpoints.save_checkpoint` - everything needed to resume, written atomically (after the
    last epoch and at most once a minute before it).
 
@@ -25,7 +26,7 @@ images are ``(N, C, *spatial)`` and the memory format follows the tensors' rank.
 
 from __future__ import annotations
 
-import copy
+import inspect
 import math
 import time
 from contextlib import nullcontext
@@ -40,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from bl_tutorial._bookkeeping import Clock, Means
 from bl_tutorial._validation import check_choice
-from bl_tutorial.checkpoints import RunState, run_settings, save_checkpoint, warm_start
+from bl_tutorial.checkpoints import RunState, run_settings, save_checkpoint, snapshot, warm_start
 from bl_tutorial.checkpoints import resume as resume_run
 from bl_tutorial.combined import LossParts, Progress, as_loss_parts
 from bl_tutorial.data.warp import BatchWarp
@@ -237,7 +238,7 @@ def _validation_hd95(
 
 def run_epoch(
     model: nn.Module,
-    loader: DataLoader,
+    loader: DataLoader | list[dict],
     loss_fn: nn.Module,
     epoch: int | Progress,
     device: torch.device,
@@ -249,8 +250,12 @@ def run_epoch(
 ) -> dict:
     """Step 3: one pass over ``loader``; a training pass when ``optimizer`` is given.
 
-    ``loss_fn(probs, target, dist_maps, progress)`` returns a total or
-    :class:`~bl_tutorial.combined.LossParts`; ``epoch`` is an epoch or a
+    ``loader`` is a DataLoader or a list of collated batches (the selection items, collated
+    once for every epoch). ``loss_fn(probs, target, dist_maps, progress)`` returns a total or
+    :class:`~bl_tutorial.combined.LossParts`; a loss that takes ``validate`` (the package's
+    do) checks its inputs on the first batch of the pass only: later batches come from the
+    same dataset and model, and a NaN or infinite output or loss still stops the run at its
+    step. ``epoch`` is an epoch or a
     :class:`~bl_tutorial.combined.Progress` (the step within the epoch is filled in).
     Returns the epoch's means: ``loss``, its named parts (for the recipes: ``regional`` and
     ``boundary``, raw, ``weighted_`` and their ``_weight`` at the first step), two monitors computed whatever
@@ -268,6 +273,7 @@ def run_epoch(
     progress = epoch if isinstance(epoch, Progress) else Progress(epoch)
     model.train(training)
     means, hd95_values = Means(), []
+    skip_checks = "validate" in inspect.signature(getattr(loss_fn, "forward", loss_fn)).parameters
     prefix = "train_" if training else "eval_"
     for step, batch in enumerate(clock.timed(loader, prefix + "batches")):
         epoch = progress.epoch
@@ -283,7 +289,8 @@ def run_epoch(
             probs = torch.softmax(logits.float(), dim=1)
             _check_output(probs, epoch, step, means)
             here = Progress(progress.epoch, progress.epochs, step, max(len(loader), 1))
-            parts = as_loss_parts(loss_fn(probs, target, maps, here))  # checks the inputs once for every part
+            checked = {} if step == 0 or not skip_checks else {"validate": False}  # the first batch is checked
+            parts = as_loss_parts(loss_fn(probs, target, maps, here, **checked))  # once for every part
             _check_finite(parts, epoch, step)
             if training:
                 _step(optimizer, precision, parts.total)
@@ -367,7 +374,7 @@ def _select_and_record(run: RunState, record: dict, epoch: int, select_on: str) 
     run.history.append(record)
     if record["val_foreground_dice"] > run.best_score:
         run.best_epoch, run.best_score = epoch, record["val_foreground_dice"]
-        run.best_state = copy.deepcopy(run.model.state_dict())
+        run.best_state = snapshot(run.model.state_dict())
 
 
 def train(
@@ -440,7 +447,7 @@ def train(
     end = config.epochs if stop_after is None else min(config.epochs, start + stop_after)
     label = description or settings["loss"]["name"]
     bar = tqdm(range(start, end), desc=label, disable=config.quiet, leave=False)
-    clock, written = Clock(device), time.perf_counter()
+    clock, written, selection = Clock(device), time.perf_counter(), None
     for epoch in bar:
         began, seed = time.perf_counter(), _epoch_seed(config.seed, epoch)
         seed_everything(seed)
@@ -461,8 +468,9 @@ def train(
         record.update({f"train_{k}": v for k, v in means.items()})
         run.scheduler.step()
         with clock.phase("select"):
-            val_loader = _loader(val_set, config, False, seed, device)
-            means = run_epoch(run.model, val_loader, loss_fn, progress, device, run.precision, val_hd95=config.val_hd95)
+            if selection is None:  # the selection items in batches, collated once for every epoch
+                selection = list(_loader(val_set, config, False, seed, device))
+            means = run_epoch(run.model, selection, loss_fn, progress, device, run.precision, val_hd95=config.val_hd95)
         record.update({f"val_{k}": v for k, v in means.items()})
         record["time_s"] = time.perf_counter() - began
         _select_and_record(run, record, epoch, config.select_on)
@@ -472,12 +480,12 @@ def train(
                 save_checkpoint(run, epoch, checkpoint, settings)
             written = time.perf_counter()
     bar.close()
-    last_state = copy.deepcopy(run.model.state_dict())
+    last_state = snapshot(run.model.state_dict())
     finished = len(run.history) >= config.epochs
     if finished and run.best_state is not None:
         run.model.load_state_dict(run.best_state)
     seconds = {k: v for k, v in clock.seconds.items() if not k.startswith("eval_")}  # "select" holds those
-    optimizer_state = copy.deepcopy(run.optimizer.state_dict())
+    optimizer_state = snapshot(run.optimizer.state_dict())
     return TrainResult(run.history, run.best_epoch, run.best_score, run.model, last_state, finished, seconds,
                        optimizer_state)  # fmt: skip
 

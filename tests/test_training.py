@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from bl_tutorial import training
+from bl_tutorial.checkpoints import snapshot
 from bl_tutorial.combined import LossParts
 from bl_tutorial.data import LabelledImages
 from bl_tutorial.data.warp import BATCH_WARPS
@@ -253,3 +254,35 @@ def test_a_warm_start_reaches_every_run_as_it_was_left(tiny_drive):
     assert _comparable(first.history) == _comparable(second.history)
     with pytest.raises(TypeError, match="initial must be a dict"):
         train(UNet(3, 2, base=4, depth=2), train_set, val_set, "gdl", CONFIG, "cpu", initial=[1])
+
+
+def test_the_selection_pass_scores_what_the_model_itself_scores(tiny_drive):
+    """The selection pass (batches collated once, inputs checked on the first) gives the values of a plain pass."""
+    train_set, val_set = tiny_drive
+    seed_everything(0)
+    result = train(UNet(3, 2, base=4, depth=2), train_set, val_set, "gdl+bl", CONFIG, "cpu")
+    model = UNet(3, 2, base=4, depth=2)
+    model.load_state_dict(result.last_state)
+    loader = training._loader(val_set, CONFIG, False, 0, torch.device("cpu"))
+    means = training.run_epoch(model, loader, LossSpec.parse("gdl+bl").build(), 2, torch.device("cpu"))
+    last = result.history[-1]
+    assert last["epoch"] == 2
+    assert means["loss"] == pytest.approx(last["val_loss"], rel=1e-5)
+    assert means["monitor_boundary"] == pytest.approx(last["val_monitor_boundary"], rel=1e-5)
+    assert means["dice"] == pytest.approx(last["val_dice"], abs=1e-3)
+
+
+def test_a_snapshot_is_a_deep_copy_of_a_state():
+    model = UNet(1, 2, base=2, depth=1)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(torch.randn(2, 1, 8, 8)).mean().backward()
+    optimizer.step()
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "note": ["a", (1, 2.0)]}
+    copied = snapshot(state)
+    assert copied["note"] == state["note"] and copied["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
+    for name, value in state["model"].items():
+        assert torch.equal(copied["model"][name], value) and copied["model"][name].data_ptr() != value.data_ptr()
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # the original moves on, the snapshot does not
+    first = next(iter(state["model"]))
+    assert not torch.equal(copied["model"][first], model.state_dict()[first])
