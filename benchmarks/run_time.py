@@ -16,7 +16,10 @@ Run: ``python benchmarks/run_time.py`` (``--tasks drive,acdc``, ``--profile fast
    boundary loss written inline), measured in this process after the command;
 4. the ratios of the run and of the whole command to the floor (the target: a run at
    most 1.3x its steps, the command at most 1.7x);
-5. the floor of the selection pass (the same model's bare forward passes over the
+5. the ratio of the run to its own training steps (the ``train_steps`` phase it recorded):
+   measured over the same seconds as the rest of the run, it does not move when the
+   machine speeds up or slows down between the command and the bare loop;
+6. the floor of the selection pass (the same model's bare forward passes over the
    selection items, in evaluation mode, once per epoch) and the ratio of the run to both
    floors together: what is left above it is overhead, not arithmetic.
 
@@ -171,15 +174,19 @@ def main() -> None:
                   "(target <= 1.7x)")  # fmt: skip
             both = floor + select_floor
             print(f"  selection floor {select_floor:.1f} s; run / (steps + selection floors) {run_total / both:.2f}x")
-            rows.append((task, run_total / floor, wall / floor, run_total / both))
+            own = seconds["train_steps"]  # measured in the run itself: steady against a machine that speeds up or slows
+            print(f"  run / its own training steps {run_total / own:.2f}x, command / its own steps {wall / own:.2f}x")
+            rows.append((task, run_total / floor, wall / floor, run_total / both, run_total / own))
     print("\nsummary (ratios to the floor of the training steps):")
     for task in dict.fromkeys(row[0] for row in rows):
         runs = [row[1] for row in rows if row[0] == task]
         commands = [row[2] for row in rows if row[0] == task]
         both = [row[3] for row in rows if row[0] == task]
+        own = [row[4] for row in rows if row[0] == task]
         print(
             f"  {task:10s} run {min(runs):.2f}-{max(runs):.2f}x, command {min(commands):.2f}-{max(commands):.2f}x, "
-            f"run / both floors {min(both):.2f}-{max(both):.2f}x ({len(runs)} measurement{'s' * (len(runs) > 1)})"
+            f"run / both floors {min(both):.2f}-{max(both):.2f}x, run / its own steps {min(own):.2f}-{max(own):.2f}x "
+            f"({len(runs)} measurement{'s' * (len(runs) > 1)})"
         )
 
 

@@ -14,7 +14,8 @@ module of the reader's own that returns its total and its named parts
    is told the fraction of training done (:class:`~bl_tutorial.combined.Progress`), so
    that a schedule means the same in a short and a long run;
 4. the selected epoch - the best mean validation Dice of the foreground classes, scored
-   after every epoch on the selection items (collated once for the whole run);
+   after every epoch on the selection items, collated once for the whole run in batches of
+   up to :data:`EVAL_PIXELS` pixels;
 5. :func:`~bl_tutorial.checkpoints.save_checkpoint` - everything needed to resume, written atomically (after the
    last epoch and at most once a minute before it).
 
@@ -37,7 +38,7 @@ from typing import Literal
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from bl_tutorial._bookkeeping import Clock, Means
 from bl_tutorial._validation import check_choice
@@ -180,6 +181,21 @@ def _loader(dataset: Dataset, config: TrainConfig, shuffle: bool, seed: int, dev
         generator=torch.Generator().manual_seed(seed),
         pin_memory=device.type == "cuda",
     )
+
+
+def _evaluation_batches(dataset: Dataset, batch_size: int, device: torch.device) -> list[dict]:
+    """The items of ``dataset`` in order, collated into batches for every selection pass of a run.
+
+    Items of one shape go in batches of as many items as :data:`EVAL_PIXELS` allows (small
+    items in fewer, larger forward passes; the values are those of smaller batches to float
+    rounding), at least ``batch_size``; items of several shapes in batches of ``batch_size``.
+    """
+    items = [dataset[index] for index in range(len(dataset))]
+    shapes = {tuple(item["image"].shape) for item in items}
+    if len(shapes) == 1:
+        pixels = math.prod(next(iter(shapes))[1:])
+        batch_size = max(batch_size, EVAL_PIXELS.get(device.type, 2**20) // pixels)
+    return [default_collate(items[start : start + batch_size]) for start in range(0, len(items), batch_size)]
 
 
 # --------------------------------------------------------------------------- steps
@@ -469,7 +485,7 @@ def train(
         run.scheduler.step()
         with clock.phase("select"):
             if selection is None:  # the selection items in batches, collated once for every epoch
-                selection = list(_loader(val_set, config, False, seed, device))
+                selection = _evaluation_batches(val_set, config.batch_size, device)
             means = run_epoch(run.model, selection, loss_fn, progress, device, run.precision, val_hd95=config.val_hd95)
         record.update({f"val_{k}": v for k, v in means.items()})
         record["time_s"] = time.perf_counter() - began

@@ -286,3 +286,18 @@ def test_a_snapshot_is_a_deep_copy_of_a_state():
         next(model.parameters()).add_(1.0)  # the original moves on, the snapshot does not
     first = next(iter(state["model"]))
     assert not torch.equal(copied["model"][first], model.state_dict()[first])
+
+
+def test_selection_items_are_collated_once_in_batches_the_evaluation_budget_allows():
+    def items(*shapes):
+        return [{"image": torch.full((1, *shape), float(i)), "roi": torch.ones(shape)}
+                for i, shape in enumerate(shapes)]  # fmt: skip
+
+    cpu = torch.device("cpu")
+    small = training._evaluation_batches(items(*[(8, 8)] * 70), 4, cpu)  # 2**18 pixels: 4096 items of 8 x 8
+    assert [len(batch["image"]) for batch in small] == [70]
+    assert torch.equal(small[0]["image"][:, 0, 0, 0], torch.arange(70.0))  # in order
+    big = training._evaluation_batches(items(*[(600, 600)] * 3), 2, cpu)  # over the budget: the given size
+    assert [len(batch["image"]) for batch in big] == [2, 1]
+    mixed = training._evaluation_batches(items((8, 8), (8, 8), (9, 8), (9, 8)), 2, cpu)  # shapes differ
+    assert [tuple(batch["image"].shape) for batch in mixed] == [(2, 1, 8, 8), (2, 1, 9, 8)]
