@@ -43,13 +43,23 @@ class RunState:
 
 
 def snapshot(state):
-    """A copy of a state dict (nested dicts, lists and tuples of tensors and plain values) with
-    every tensor cloned: what ``copy.deepcopy`` gives, 10x faster for a model of many small
-    tensors (ENet: 592 tensors, 4 ms against 50 ms on two CPU cores)."""
+    """A copy of a state dict (nested dicts, lists and tuples of tensors and plain values) in
+    which every tensor is cloned and detached, and every container keeps its type and
+    attributes (a module's ``state_dict()`` keeps its ``_metadata``, the version each
+    module's entries were saved with). What ``copy.deepcopy`` gives for the states a run
+    holds, except that two entries sharing one tensor become two tensors; 10x faster for a
+    model of many small tensors (ENet: 592 tensors, 4 ms against 50 ms on two CPU cores)."""
     if isinstance(state, torch.Tensor):
         return state.detach().clone()
     if isinstance(state, dict):
-        return type(state)((key, snapshot(value)) for key, value in state.items())
+        copied = copy.copy(state)  # the same type, and attributes such as _metadata (copied below)
+        for key, value in state.items():
+            copied[key] = snapshot(value)
+        if hasattr(state, "_metadata"):
+            copied._metadata = copy.deepcopy(state._metadata)
+        return copied
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a named tuple
+        return type(state)._make(snapshot(value) for value in state)
     if isinstance(state, (list, tuple)):
         return type(state)(snapshot(value) for value in state)
     return copy.deepcopy(state)

@@ -167,6 +167,14 @@ def _precision(device: torch.device, config: TrainConfig) -> _Precision:
     return _Precision(torch.float16, torch.amp.GradScaler("cuda"), channels_last)
 
 
+def _takes_validate(loss_fn) -> bool:
+    """Whether ``loss_fn`` (a module or a callable) takes ``validate`` (False when its signature is unknown)."""
+    try:
+        return "validate" in inspect.signature(getattr(loss_fn, "forward", loss_fn)).parameters
+    except (TypeError, ValueError):  # a TorchScript module, a builtin
+        return False
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 100_003 + epoch * 7_919 + 12_345) % 2**31
 
@@ -183,19 +191,36 @@ def _loader(dataset: Dataset, config: TrainConfig, shuffle: bool, seed: int, dev
     )
 
 
-def _evaluation_batches(dataset: Dataset, batch_size: int, device: torch.device) -> list[dict]:
-    """The items of ``dataset`` in order, collated into batches for every selection pass of a run.
+SELECTION_CACHE_BYTES = 2**30
+"""The selection items are kept collated for the whole run when they take at most this many
+bytes (estimated from the first item); a larger selection split is read again every epoch."""
 
-    Items of one shape go in batches of as many items as :data:`EVAL_PIXELS` allows (small
-    items in fewer, larger forward passes; the values are those of smaller batches to float
-    rounding), at least ``batch_size``; items of several shapes in batches of ``batch_size``.
+
+def _evaluation_batches(dataset: Dataset, batch_size: int, device: torch.device) -> list[dict] | DataLoader:
+    """The items of ``dataset`` in order, in batches for every selection pass of a run.
+
+    Collated once and kept (pinned on CUDA) when they fit :data:`SELECTION_CACHE_BYTES`;
+    otherwise a DataLoader that reads them again each pass. Items of one shape go in
+    batches of as many items as :data:`EVAL_PIXELS` allows (small items in fewer, larger
+    forward passes; the values are those of smaller batches to float rounding), at least
+    ``batch_size``; items of several shapes in batches of ``batch_size``. The items are
+    read once, at the first epoch of the call: a selection split is not augmented (a
+    dataset whose items are random would be drawn once, and a resumed run would draw them
+    under another generator state).
     """
-    items = [dataset[index] for index in range(len(dataset))]
+    first = dataset[0]
+    size = sum(v.numel() * v.element_size() for v in first.values() if torch.is_tensor(v)) * len(dataset)
+    if size > SELECTION_CACHE_BYTES:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
+    items = [first] + [dataset[index] for index in range(1, len(dataset))]
     shapes = {tuple(item["image"].shape) for item in items}
     if len(shapes) == 1:
         pixels = math.prod(next(iter(shapes))[1:])
         batch_size = max(batch_size, EVAL_PIXELS.get(device.type, 2**20) // pixels)
-    return [default_collate(items[start : start + batch_size]) for start in range(0, len(items), batch_size)]
+    batches = [default_collate(items[start : start + batch_size]) for start in range(0, len(items), batch_size)]
+    if device.type == "cuda":  # page-locked, so that the copy to the device does not wait
+        batches = [{k: v.pin_memory() if torch.is_tensor(v) else v for k, v in batch.items()} for batch in batches]
+    return batches
 
 
 # --------------------------------------------------------------------------- steps
@@ -289,7 +314,7 @@ def run_epoch(
     progress = epoch if isinstance(epoch, Progress) else Progress(epoch)
     model.train(training)
     means, hd95_values = Means(), []
-    skip_checks = "validate" in inspect.signature(getattr(loss_fn, "forward", loss_fn)).parameters
+    takes_validate = _takes_validate(loss_fn)
     prefix = "train_" if training else "eval_"
     for step, batch in enumerate(clock.timed(loader, prefix + "batches")):
         epoch = progress.epoch
@@ -305,7 +330,7 @@ def run_epoch(
             probs = torch.softmax(logits.float(), dim=1)
             _check_output(probs, epoch, step, means)
             here = Progress(progress.epoch, progress.epochs, step, max(len(loader), 1))
-            checked = {} if step == 0 or not skip_checks else {"validate": False}  # the first batch is checked
+            checked = {} if step == 0 or not takes_validate else {"validate": False}  # the first batch is checked
             parts = as_loss_parts(loss_fn(probs, target, maps, here, **checked))  # once for every part
             _check_finite(parts, epoch, step)
             if training:

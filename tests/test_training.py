@@ -256,20 +256,63 @@ def test_a_warm_start_reaches_every_run_as_it_was_left(tiny_drive):
         train(UNet(3, 2, base=4, depth=2), train_set, val_set, "gdl", CONFIG, "cpu", initial=[1])
 
 
+def _selection_set(count: int = 6) -> LabelledImages:
+    """``count`` fixed 16 x 16 three-channel images with labels (not augmented): one shape, several batches."""
+    generator = np.random.default_rng(3)
+    images = generator.normal(size=(count, 3, 16, 16)).astype(np.float32)
+    labels = (generator.random((count, 16, 16)) > 0.7).astype(np.int64)
+    return LabelledImages(images, labels, 2)
+
+
 def test_the_selection_pass_scores_what_the_model_itself_scores(tiny_drive):
-    """The selection pass (batches collated once, inputs checked on the first) gives the values of a plain pass."""
-    train_set, val_set = tiny_drive
+    """The selection pass (items collated once into one large batch, inputs checked on the first)
+    gives the values of a plain pass in batches of two over the last state."""
+    train_set, _ = tiny_drive
+    val_set = _selection_set()
     seed_everything(0)
     result = train(UNet(3, 2, base=4, depth=2), train_set, val_set, "gdl+bl", CONFIG, "cpu")
     model = UNet(3, 2, base=4, depth=2)
     model.load_state_dict(result.last_state)
     loader = training._loader(val_set, CONFIG, False, 0, torch.device("cpu"))
+    assert len(loader) == 3 and len(training._evaluation_batches(val_set, 2, torch.device("cpu"))) == 1
     means = training.run_epoch(model, loader, LossSpec.parse("gdl+bl").build(), 2, torch.device("cpu"))
     last = result.history[-1]
     assert last["epoch"] == 2
     assert means["loss"] == pytest.approx(last["val_loss"], rel=1e-5)
     assert means["monitor_boundary"] == pytest.approx(last["val_monitor_boundary"], rel=1e-5)
     assert means["dice"] == pytest.approx(last["val_dice"], abs=1e-3)
+
+
+class _Spy(nn.Module):
+    """Generalised Dice that records the ``validate`` it is called with, and whether it was a training pass."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def forward(self, probs, target, dist_maps, progress, validate=True):
+        self.calls.append((torch.is_grad_enabled(), validate))
+        return generalized_dice_loss(probs, target, validate=validate)
+
+
+def test_a_loss_checks_its_inputs_on_the_first_batch_of_each_pass(tiny_drive):
+    train_set, _ = tiny_drive  # 3 items in batches of 2: two training steps an epoch
+    spy = _Spy()
+    loader = training._loader(_selection_set(), CONFIG, False, 0, torch.device("cpu"))  # three batches
+    model, cpu = UNet(3, 2, base=4, depth=2), torch.device("cpu")
+    optimizer = torch.optim.Adam(model.parameters())
+    training.run_epoch(model, training._loader(train_set, CONFIG, True, 0, cpu), spy, 0, cpu, optimizer=optimizer)
+    training.run_epoch(model, loader, spy, 0, cpu)
+    assert spy.calls == [(True, True), (True, False), (False, True), (False, False), (False, False)]
+    assert training._takes_validate(spy) and not training._takes_validate(print)  # a builtin: no signature
+
+
+def test_a_selection_split_larger_than_the_budget_is_read_again_every_pass(monkeypatch):
+    val_set, cpu = _selection_set(), torch.device("cpu")
+    monkeypatch.setattr(training, "SELECTION_CACHE_BYTES", 1000)
+    batches = training._evaluation_batches(val_set, 2, cpu)
+    assert isinstance(batches, torch.utils.data.DataLoader) and len(batches) == 3
+    assert [len(batch["image"]) for batch in batches] == [2, 2, 2]  # in the training batch size
 
 
 def test_a_snapshot_is_a_deep_copy_of_a_state():
@@ -279,6 +322,7 @@ def test_a_snapshot_is_a_deep_copy_of_a_state():
     optimizer.step()
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "note": ["a", (1, 2.0)]}
     copied = snapshot(state)
+    assert type(copied["model"]) is type(state["model"]) and copied["model"]._metadata == state["model"]._metadata
     assert copied["note"] == state["note"] and copied["optimizer"]["param_groups"] == state["optimizer"]["param_groups"]
     for name, value in state["model"].items():
         assert torch.equal(copied["model"][name], value) and copied["model"][name].data_ptr() != value.data_ptr()
